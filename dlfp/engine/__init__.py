@@ -1,0 +1,1 @@
+"""The shared torch machinery: device setup, optimisers, the training loop, checkpoints, metrics."""

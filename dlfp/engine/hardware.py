@@ -1,0 +1,55 @@
+"""Turn the hardware config into a device and the switches the training loop uses."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from dlfp.errors import DlfpError
+
+
+@dataclass(frozen=True)
+class Hardware:
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None: full precision
+    compile: bool
+    channels_last: bool
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_hardware(cfg: DictConfig) -> Hardware:
+    """Pick the device, set threads and determinism; AMP and channels_last apply on CUDA only."""
+    wanted = str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device)
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise DlfpError("hardware=cuda but no CUDA device is available; use hardware=cpu or auto")
+    use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    if cfg.threads is not None:
+        torch.set_num_threads(int(cfg.threads))
+    if cfg.deterministic:
+        if use_cuda:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif use_cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    amp = None
+    if use_cuda and cfg.amp_dtype is not None:
+        amp = getattr(torch, str(getattr(cfg.amp_dtype, "value", cfg.amp_dtype)))
+    return Hardware(
+        device=device,
+        amp_dtype=amp,
+        compile=bool(cfg.compile),
+        channels_last=bool(cfg.channels_last) and use_cuda,
+    )

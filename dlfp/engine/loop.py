@@ -1,0 +1,191 @@
+"""The one training loop for every supervised torch experiment.
+
+A task supplies the model, a loader, ``step_loss(model, batch) -> scalar loss`` and
+``evaluate(model) -> {split: {metric: value}}``; the loop owns the rest: the update budget, AMP,
+gradient clipping, periodic evaluation and logging, atomic checkpoints, exact resume, and the
+non-finite-loss guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from tqdm import tqdm
+
+from dlfp.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dlfp.errors import DlfpError
+from dlfp.run import Run
+
+log = logging.getLogger(__name__)
+
+StepLoss = Callable[[nn.Module, Any], torch.Tensor]
+Evaluate = Callable[[nn.Module], dict[str, dict[str, float]]]
+
+
+class BatchSource(Protocol):
+    def __len__(self) -> int: ...
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Any]: ...
+
+
+@dataclass
+class FitResult:
+    steps: int
+    evaluation: dict[str, dict[str, float]]  # the last evaluation, at the final step
+    train_seconds: float  # wall time of the updates in this process (excludes a resumed part)
+
+
+def total_steps(cfg: DictConfig, steps_per_epoch: int) -> int:
+    """The update budget from exactly one of ``train.steps`` and ``train.epochs``."""
+    if (cfg.steps is None) == (cfg.epochs is None):
+        raise DlfpError(
+            f"set exactly one of train.steps and train.epochs (got steps={cfg.steps}, "
+            f"epochs={cfg.epochs}); e.g. train.steps=1000 train.epochs=null"
+        )
+    steps = int(cfg.steps) if cfg.steps is not None else int(cfg.epochs) * steps_per_epoch
+    if steps < 1:
+        raise DlfpError(f"the update budget must be positive, got {steps}")
+    return steps
+
+
+def _batches(loader: BatchSource, start_step: int) -> Iterator[Any]:
+    epoch, index = divmod(start_step, len(loader))
+    while True:
+        yield from loader.epoch(epoch, start=index)
+        epoch, index = epoch + 1, 0
+
+
+def fit(
+    model: nn.Module,
+    loader: BatchSource,
+    step_loss: StepLoss,
+    evaluate: Evaluate,
+    *,
+    run: Run,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    steps: int,
+    train_cfg: DictConfig,
+    resume: bool = False,
+) -> FitResult:
+    hw = run.hw
+    ckpt_path = run.checkpoint_dir / "last.pt"
+    scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.amp_dtype == torch.float16)
+    start = 0
+    if resume:
+        if not ckpt_path.exists():
+            raise DlfpError(
+                f"resume=true but {ckpt_path} does not exist. Resume names the run to continue "
+                "with hydra.run.dir=<that run's directory>."
+            )
+        state = load_checkpoint(ckpt_path, hw.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start = int(state["step"])
+        run.metrics.truncate_after(start)
+        log.info("resumed from %s at step %d/%d", ckpt_path, start, steps)
+    elif ckpt_path.exists():
+        raise DlfpError(
+            f"{run.dir} already holds a checkpoint: add resume=true to continue it, or choose "
+            "another hydra.run.dir"
+        )
+
+    net = torch.compile(model) if hw.compile else model
+    per_epoch = len(loader)
+    autocast = lambda: torch.autocast(  # noqa: E731
+        hw.device.type, dtype=hw.amp_dtype or torch.float32, enabled=hw.amp_dtype is not None
+    )
+
+    def run_eval(step: int) -> dict[str, dict[str, float]]:
+        net.eval()
+        with torch.no_grad(), autocast():
+            results = evaluate(net)
+        net.train()
+        for split, metrics in results.items():
+            run.metrics.log(step, split, epoch=round(step / per_epoch, 4), **metrics)
+            shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info("step %d/%d %s %s", step, steps, split, shown)
+        return results
+
+    def save(step: int) -> None:
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            _non_finite(step, ckpt_path, "parameters")
+        save_checkpoint(
+            ckpt_path,
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rng_state(),
+            },
+        )
+
+    results = run_eval(0) if start == 0 else {}
+    net.train()
+    batches = _batches(loader, start)
+    running, count = torch.zeros((), device=hw.device), 0
+    on_terminal = sys.stderr.isatty()
+    bar = tqdm(total=steps, initial=start, disable=not on_terminal, unit="step", dynamic_ncols=True)
+    began = time.perf_counter()
+    for step in range(start + 1, steps + 1):
+        batch = next(batches)
+        with autocast():
+            loss = step_loss(net, batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if train_cfg.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), float(train_cfg.grad_clip))
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        running += loss.detach().float()
+        count += 1
+        bar.update(1)
+
+        last = step == steps
+        log_due = last or step % train_cfg.log_every == 0
+        eval_due = last or step % train_cfg.eval_every == 0
+        ckpt_due = last or step % train_cfg.checkpoint_every == 0
+        if log_due or eval_due or ckpt_due:
+            mean_loss = (running / count).item()
+            if not math.isfinite(mean_loss):
+                _non_finite(step, ckpt_path, "loss")
+        if log_due:
+            lr = optimizer.param_groups[0]["lr"]
+            run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), loss=mean_loss, lr=lr)
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if not on_terminal:
+                log.info("step %d/%d train loss %.4f lr %.4g", step, steps, mean_loss, lr)
+            running.zero_()
+            count = 0
+        if eval_due:
+            results = run_eval(step)
+        if ckpt_due:
+            save(step)
+    bar.close()
+    seconds = time.perf_counter() - began
+    if not results:  # resumed a run that had already finished
+        results = run_eval(steps)
+    return FitResult(steps=steps, evaluation=results, train_seconds=seconds)
+
+
+def _non_finite(step: int, ckpt_path, what: str) -> None:
+    kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+    raise DlfpError(
+        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Lower "
+        "optimizer.lr, set train.grad_clip, or check the data for bad values."
+    )

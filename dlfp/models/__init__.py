@@ -1,0 +1,1 @@
+"""Torch modules, each built from its config node by ``hydra.utils.instantiate``."""

@@ -1,0 +1,28 @@
+"""One runner per kind of experiment, chosen by ``cfg.task``.
+
+Each entry is "module:function", imported only when chosen, so a run pays for the imports it
+uses. A runner takes ``(cfg, run)`` and returns its final metrics as a flat ``{name: value}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from dlfp.errors import DlfpError
+from dlfp.run import Run
+
+Runner = Callable[[DictConfig, Run], dict[str, float]]
+
+TASKS: dict[str, str] = {
+    "classify": "dlfp.tasks.classify:run",
+}
+
+
+def get_task(name: str) -> Runner:
+    if name not in TASKS:
+        raise DlfpError(f"task={name!r} is unknown; known tasks: {', '.join(sorted(TASKS))}")
+    module, func = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), func)

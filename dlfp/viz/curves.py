@@ -1,0 +1,39 @@
+"""Metric curves read from metrics.jsonl records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+
+def plot_curves(
+    series: dict[str, Sequence[dict[str, Any]]],
+    metric: str,
+    path: Path,
+    *,
+    title: str,
+    ylabel: str | None = None,
+    logy: bool = False,
+) -> Path:
+    """One line per named series of records, ``metric`` against update step."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, records in series.items():
+        pts = [(r["step"], r[metric]) for r in records if metric in r]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=label, marker="." if len(xs) < 40 else None)
+    ax.set_xlabel("update")
+    ax.set_ylabel(ylabel or metric)
+    ax.set_title(title)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
