@@ -1,8 +1,12 @@
-"""What a task receives from the dispatcher: where to write, which device, the metric log."""
+"""What a task receives from the dispatcher: where to write, which device, the metric log.
+
+A task returns deterministic metrics; wall-clock timings go into ``timings`` so that two runs with
+the same seed have identical ``summary.json["metrics"]``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -17,6 +21,7 @@ class Run:
     dir: Path
     hw: Hardware
     metrics: MetricLog
+    timings: dict[str, float] = field(default_factory=dict)  # seconds; kept out of metrics
 
     @property
     def plots_dir(self) -> Path:

@@ -55,6 +55,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         "objective": cfg.objective,
         "metrics": metrics,
         "wall_seconds": round(time.time() - began, 3),
+        "timings": run.timings,
         "device": str(hw.device),
         "device_name": torch.cuda.get_device_name(hw.device) if hw.device.type == "cuda"
         else platform.processor() or platform.machine(),

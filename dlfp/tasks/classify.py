@@ -65,7 +65,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
             metrics, confusion = evaluate(model, loader, data.num_classes)
             summary.update({f"{split}/{k}": v for k, v in metrics.items()})
             confusions[split] = confusion
-    summary["train_seconds"] = result.train_seconds
+    run.timings["train_seconds"] = result.train_seconds
     _plot(run, data, confusions)
     return summary
 

@@ -1,0 +1,71 @@
+"""Shared test helpers: compose configs, run experiments in-process or through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from dlfp.train import CONF_DIR, run_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+    """The config `dlfp-train <overrides>` would see, with hydra.* resolved for ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        extra = [f"hydra.run.dir={run_dir}"] if run_dir is not None else []
+        cfg = compose("train", overrides=overrides + extra, return_hydra_config=True)
+    return cfg
+
+
+def run_inprocess(overrides: list[str], run_dir: Path) -> dict:
+    """Run one experiment in this process (fast: no interpreter start) and return its summary."""
+    cfg = compose_config(overrides, run_dir)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return run_experiment(cfg)
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = True,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m dlfp.train <args>`` as a user would (same program as dlfp-train)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "dlfp.train", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dlfp-train {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+# Tiny settings that keep the MNIST network's runs to a second or two.
+TINY_MNIST = [
+    "experiment=mnist_nn_torch", "hardware=cpu", "train.steps=60", "train.eval_every=20",
+    "train.log_every=10", "train.checkpoint_every=20", "train.eval_batch_size=500",
+]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip(f"real data not present at {SHARED_DATA} (only in the dlfp workplace)")
+    return SHARED_DATA
