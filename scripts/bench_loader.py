@@ -1,0 +1,73 @@
+"""Is the in-memory loader a bottleneck? Training steps/s with it vs on pre-made tensors.
+
+Both columns train the same model (the default PatchMLP, SGD) on the same device and threads. The
+"tensors" column cycles through batches that were gathered and normalised before timing, so it is
+the speed of the model alone; the "loader" column gets every batch from ``InMemoryLoader`` as
+training does. Rounds alternate between the two so drift in machine load hits both alike.
+
+    .venv/bin/python scripts/bench_loader.py [--device cpu] [--batch-sizes 32 256] [--steps 300] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from dlfp.data.loader import InMemoryLoader
+from dlfp.data.mnist5k import load_mnist5k
+from dlfp.models.patch_mlp import PatchMLP
+
+
+def steps_per_second(model, opt, batches, steps: int, device: torch.device) -> float:
+    it = iter(batches)
+    start = time.perf_counter()
+    for _ in range(steps):
+        x, y = next(it)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = load_mnist5k()
+    train = data.train.to(device)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.steps} steps x "
+          f"{args.rounds} rounds, median steps/s")
+    print(f"{'batch':>6} {'loader':>10} {'tensors':>10} {'ratio':>7}")
+    for bs in args.batch_sizes:
+        torch.manual_seed(0)
+        model = PatchMLP().to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        loader = InMemoryLoader(train, bs, data.mean, data.std, shuffle=True, seed=0)
+        premade = list(itertools.islice(loader.epoch(0), 64))
+        from_loader = lambda: (b for e in itertools.count() for b in loader.epoch(e))  # noqa: E731
+        steps_per_second(model, opt, from_loader(), 50, device)  # warm-up
+        with_loader, without = [], []
+        for _ in range(args.rounds):
+            with_loader.append(steps_per_second(model, opt, from_loader(), args.steps, device))
+            without.append(steps_per_second(model, opt, itertools.cycle(premade), args.steps, device))
+        a, b = statistics.median(with_loader), statistics.median(without)
+        print(f"{bs:>6} {a:>10.0f} {b:>10.0f} {a / b:>7.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Config composition of every experiment, and schema errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from conftest import ROOT, compose_config, run_cli
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_resolves(name: str) -> None:
+    cfg = compose_config([f"experiment={name}"])
+    assert cfg.experiment_name == name
+    assert cfg.task
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    job.paths.output_dir = "/tmp/run"  # set by Hydra at run time
+    OmegaConf.to_container(job, resolve=True)  # every other interpolation resolves
+
+
+def test_default_experiment_is_the_offline_mnist_network() -> None:
+    cfg = compose_config([])
+    assert cfg.experiment_name == "mnist_nn_torch"
+    assert cfg.dataset.name == "mnist5k"
+    assert (cfg.train.batch_size, cfg.optimizer.lr, cfg.train.steps) == (32, 0.1, 10000)
+
+
+def _composition_error(overrides: list[str]) -> str:
+    with pytest.raises((ConfigCompositionException, MissingConfigException, ValidationError,
+                        ConfigKeyError)) as info:
+        compose_config(overrides)
+    err = info.value
+    return f"{err} {err.__cause__ or ''}"
+
+
+def test_typo_in_override_names_the_key() -> None:
+    msg = _composition_error(["optimizer.lrr=0.1"])
+    assert "lrr" in msg
+
+
+def test_typo_in_train_section_names_the_key() -> None:
+    assert "stepz" in _composition_error(["train.stepz=3"])
+
+
+def test_wrong_type_names_the_key() -> None:
+    msg = _composition_error(["optimizer.lr=fast"])
+    assert "optimizer.lr" in msg and "fast" in msg
+
+
+def test_enum_value_lists_the_choices() -> None:
+    msg = _composition_error(["hardware.device=tpu"])
+    assert "tpu" in msg and "cuda" in msg
+
+
+def test_unknown_experiment_lists_the_available_ones() -> None:
+    msg = _composition_error(["experiment=mnist_nn_tortch"])
+    assert "experiment/mnist_nn_tortch" in msg and "mnist_nn_torch" in msg
+
+
+def test_schema_error_from_cli_is_one_message_without_traceback(tmp_path: Path) -> None:
+    proc = run_cli(["optimizer.lrr=0.1", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "Key 'lrr' not in 'SGDConfig'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "summary.json").exists()

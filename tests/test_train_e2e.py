@@ -1,0 +1,88 @@
+"""The MNIST network end to end: the real CLI, determinism, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_MNIST, read_summary, run_cli, run_inprocess
+from dlfp.engine.checkpoint import load_checkpoint
+
+
+def test_tiny_training_run_through_the_cli_writes_every_artifact(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli([*TINY_MNIST, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    summary = read_summary(run_dir)
+    assert summary["experiment"] == "mnist_nn_torch" and summary["device"] == "cpu"
+    assert set(summary["metrics"]) >= {"val/loss", "val/error", "val/accuracy", "steps"}
+    assert summary["metrics"]["val/accuracy"] > 0.5  # 60 updates already learn something
+    assert "train_seconds" in summary["timings"] and summary["versions"]["torch"]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in records} == {"train", "val"}
+    assert [r["step"] for r in records if r["split"] == "val"] == [0, 20, 40, 60]
+    assert all({"step", "epoch", "split"} <= set(r) for r in records)
+    for name in ("train_loss", "val_loss", "val_error", "confusion"):
+        assert (run_dir / "plots" / f"{name}.png").stat().st_size > 1000
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "train.log").read_text().count("val loss") == 4
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 60
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path) -> None:
+    a = run_inprocess(TINY_MNIST, tmp_path / "a")["metrics"]
+    b = run_inprocess(TINY_MNIST, tmp_path / "b")["metrics"]
+    c = run_inprocess([*TINY_MNIST, "seed=1"], tmp_path / "c")["metrics"]
+    assert a == b
+    assert a != c
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_killed_run_resumed_ends_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
+    overrides = [*TINY_MNIST, "train.steps=3000", "train.eval_every=500", "train.log_every=100",
+                 "train.checkpoint_every=250"]
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "dlfp.train", *overrides, f"hydra.run.dir={killed}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "summary.json").exists()
+    killed_at = load_checkpoint(ckpt)["step"]
+    assert 0 < killed_at < 3000
+
+    run_cli([*overrides, f"hydra.run.dir={killed}", "resume=true"], cwd=tmp_path)
+    straight = run_inprocess(overrides, tmp_path / "straight")
+    assert read_summary(killed)["metrics"] == straight["metrics"]
+    assert (killed / "metrics.jsonl").read_text() == (tmp_path / "straight" / "metrics.jsonl").read_text()
+
+
+def test_resume_without_a_checkpoint_says_how_to_name_the_run(tmp_path: Path) -> None:
+    proc = run_cli([*TINY_MNIST, "resume=true", f"hydra.run.dir={tmp_path}/fresh"], cwd=tmp_path,
+                   check=False)
+    assert proc.returncode == 1
+    assert "resume=true but" in proc.stderr and "hydra.run.dir" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_default_recipe_reaches_90_percent_on_mnist5k(tmp_path: Path) -> None:
+    summary = run_inprocess(["hardware=cpu"], tmp_path / "full")
+    assert summary["metrics"]["val/accuracy"] >= 0.90
+
+
+@pytest.mark.slow
+def test_default_recipe_reaches_97_percent_on_real_mnist(tmp_path: Path, shared_data: Path) -> None:
+    summary = run_inprocess(["hardware=cpu", "dataset=mnist", f"paths.data_dir={shared_data}"],
+                            tmp_path / "full")
+    assert summary["metrics"]["test/accuracy"] >= 0.97
