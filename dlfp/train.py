@@ -19,7 +19,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config import register_configs
 from dlfp.errors import DlfpError
@@ -27,6 +27,18 @@ from dlfp.errors import DlfpError
 log = logging.getLogger("dlfp")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # absolute: console scripts too
 register_configs()
+
+
+def _group_listing() -> str:
+    """`--help` text: each config group under conf/ and its options (schemas left out)."""
+    lines = []
+    for group in sorted(p for p in Path(CONF_DIR).iterdir() if p.is_dir()):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        lines.append(f"  {group.name + ':':<12} {', '.join(options)}")
+    return "\n".join(lines)
+
+
+OmegaConf.register_new_resolver("dlfp_groups", _group_listing, replace=True)
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
