@@ -59,7 +59,8 @@ def read_summary(run_dir: Path) -> dict:
 
 # Tiny settings that keep the MNIST network's runs to a second or two.
 TINY_MNIST = [
-    "experiment=mnist_nn_torch", "hardware=cpu", "train.steps=60", "train.eval_every=20",
+    "experiment=mnist_nn_torch", "hardware=cpu", "hardware.threads=1", "train.steps=60",
+    "train.eval_every=20",
     "train.log_every=10", "train.checkpoint_every=20", "train.eval_batch_size=500",
 ]
 

@@ -1,6 +1,8 @@
 """The one training loop for every supervised torch experiment.
 
-A task supplies the model, a loader, ``step_loss(model, batch) -> scalar loss`` and
+A task supplies the model, a loader, ``step_loss(model, batch) -> scalar loss`` (or
+``(loss, {name: scalar tensor})`` to log extra terms, e.g. a VAE's reconstruction and KL, averaged
+over each log window like the loss and written into the same train record) and
 ``evaluate(model) -> {split: {metric: value}}``; the loop owns the rest: the update budget, AMP,
 gradient clipping, periodic evaluation and logging, atomic checkpoints, exact resume, and the
 non-finite-loss guard.
@@ -27,7 +29,9 @@ from dlfp.run import Run
 
 log = logging.getLogger(__name__)
 
-StepLoss = Callable[[nn.Module, Any], torch.Tensor]
+StepOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
+StepLoss = Callable[[nn.Module, Any], StepOutput]
+_RECORD_KEYS = frozenset({"step", "epoch", "split", "loss", "lr"})
 Evaluate = Callable[[nn.Module], dict[str, dict[str, float]]]
 
 
@@ -118,6 +122,8 @@ def fit(
             log.info("step %d/%d %s %s", step, steps, split, shown)
         return results
 
+    window = _LossWindow()
+
     def save(step: int) -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             _non_finite(step, ckpt_path, "parameters")
@@ -130,20 +136,25 @@ def fit(
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "rng": rng_state(),
+                "window": window.state_dict(),
             },
         )
 
+    if resume:
+        window.load_state_dict(state["window"])
     results = run_eval(0) if start == 0 else {}
     net.train()
     batches = _batches(loader, start)
-    running, count = torch.zeros((), device=hw.device), 0
+    print_every = max(1, steps // 100)  # the text log keeps ~100 train lines even with log_every=1
+    printed_at = start
     on_terminal = sys.stderr.isatty()
     bar = tqdm(total=steps, initial=start, disable=not on_terminal, unit="step", dynamic_ncols=True)
     began = time.perf_counter()
     for step in range(start + 1, steps + 1):
         batch = next(batches)
         with autocast():
-            loss = step_loss(net, batch)
+            out = step_loss(net, batch)
+        loss, extras = out if isinstance(out, tuple) else (out, {})
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if train_cfg.grad_clip is not None:
@@ -152,8 +163,7 @@ def fit(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        running += loss.detach().float()
-        count += 1
+        window.add(loss, extras)
         bar.update(1)
 
         last = step == steps
@@ -161,17 +171,17 @@ def fit(
         eval_due = last or step % train_cfg.eval_every == 0
         ckpt_due = last or step % train_cfg.checkpoint_every == 0
         if log_due or eval_due or ckpt_due:
-            mean_loss = (running / count).item()
-            if not math.isfinite(mean_loss):
+            means = window.means()  # one device sync for the loss and every extra term
+            if not math.isfinite(means["loss"]):
                 _non_finite(step, ckpt_path, "loss")
         if log_due:
             lr = optimizer.param_groups[0]["lr"]
-            run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), loss=mean_loss, lr=lr)
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-            if not on_terminal:
-                log.info("step %d/%d train loss %.4f lr %.4g", step, steps, mean_loss, lr)
-            running.zero_()
-            count = 0
+            run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), **means, lr=lr)
+            bar.set_postfix(loss=f"{means['loss']:.4f}", refresh=False)
+            if not on_terminal and (last or step - printed_at >= print_every):
+                log.info("step %d/%d train loss %.4f lr %.4g", step, steps, means["loss"], lr)
+                printed_at = step
+            window.reset()
         if eval_due:
             results = run_eval(step)
         if ckpt_due:
@@ -181,6 +191,41 @@ def fit(
     if not results:  # resumed a run that had already finished
         results = run_eval(steps)
     return FitResult(steps=steps, evaluation=results, train_seconds=seconds)
+
+
+class _LossWindow:
+    """Sums of the loss and any extra terms since the last train record, kept on the device.
+
+    It is part of the checkpoint, so a run resumed mid-window logs the same means as one never
+    interrupted.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.sums: torch.Tensor | None = None
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, extras: dict[str, torch.Tensor]) -> None:
+        if self.sums is None:
+            clash = _RECORD_KEYS & set(extras)
+            if clash:
+                raise ValueError(f"step_loss extra terms {sorted(clash)} clash with the train record's keys")
+            self.names = ["loss", *extras]
+        terms = torch.stack([loss.detach().float(), *(extras[k].detach().float() for k in self.names[1:])])
+        self.sums = terms if self.sums is None else self.sums + terms
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return dict(zip(self.names, (self.sums / self.count).tolist()))
+
+    def reset(self) -> None:
+        self.sums, self.count = None, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"names": self.names, "sums": self.sums, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.names, self.sums, self.count = list(state["names"]), state["sums"], int(state["count"])
 
 
 def _non_finite(step: int, ckpt_path, what: str) -> None:
