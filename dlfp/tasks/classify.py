@@ -15,12 +15,12 @@ from torch import nn
 
 from dlfp.data import ImageData
 from dlfp.data.loader import InMemoryLoader
+from dlfp.engine.classification import classification_metrics, confusion_matrix
 from dlfp.engine.loop import fit, total_steps
 from dlfp.engine.optim import build_optimizer, build_schedule
 from dlfp.errors import DlfpError
 from dlfp.run import Run
-from dlfp.viz.confusion import plot_confusion
-from dlfp.viz.curves import plot_curves
+from dlfp.viz.classification import plot_classification
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
@@ -66,7 +66,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
             summary.update({f"{split}/{k}": v for k, v in metrics.items()})
             confusions[split] = confusion
     run.timings["train_seconds"] = result.train_seconds
-    _plot(run, data, confusions)
+    plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     return summary
 
 
@@ -74,17 +74,12 @@ def evaluate(
     net: nn.Module, loader: InMemoryLoader, num_classes: int
 ) -> tuple[dict[str, float], np.ndarray]:
     """Mean cross-entropy, error and accuracy over a split, and its confusion matrix."""
-    loss_sum, confusion = 0.0, torch.zeros(num_classes * num_classes, dtype=torch.int64)
+    loss_sum, confusion = 0.0, np.zeros((num_classes, num_classes), dtype=np.int64)
     for x, y in loader.epoch(0):
         logits = net(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        pairs = (y * num_classes + logits.argmax(1)).cpu()
-        confusion += torch.bincount(pairs, minlength=num_classes * num_classes)
-    confusion = confusion.view(num_classes, num_classes).numpy()
-    n = int(confusion.sum())
-    accuracy = float(np.trace(confusion)) / n
-    metrics = {"loss": loss_sum / n, "error": 1.0 - accuracy, "accuracy": accuracy}
-    return metrics, confusion
+        confusion += confusion_matrix(y.cpu().numpy(), logits.argmax(1).cpu().numpy(), num_classes)
+    return classification_metrics(loss_sum, confusion), confusion
 
 
 def _check_model_fits(model: nn.Module, data: ImageData) -> None:
@@ -95,17 +90,3 @@ def _check_model_fits(model: nn.Module, data: ImageData) -> None:
             f"model has {last.out_features} outputs but dataset {data.name} has "
             f"{data.num_classes} classes; set model.num_classes={data.num_classes}"
         )
-
-
-def _plot(run: Run, data: ImageData, confusions: dict[str, np.ndarray]) -> None:
-    train = run.metrics.records("train")
-    val = run.metrics.records("val")
-    plot_curves({"train": train}, "loss", run.plots_dir / "train_loss.png",
-                title="training loss", ylabel="cross-entropy (nats)")
-    plot_curves({"val": val}, "loss", run.plots_dir / "val_loss.png",
-                title="validation loss", ylabel="cross-entropy (nats)")
-    plot_curves({"val": val}, "error", run.plots_dir / "val_error.png",
-                title="validation error", ylabel="error rate")
-    final = "test" if "test" in confusions else "val"
-    plot_confusion({f"{data.name} {final}": confusions[final]}, data.classes,
-                   run.plots_dir / "confusion.png")

@@ -1,0 +1,174 @@
+"""The training loop of the NumPy network: the engine's loop (``dlfp.engine.loop.fit``) without torch.
+
+It keeps the engine's contract so the two runs compare line for line: the same update budget, the
+same batches in the same order (the shared ``InMemoryLoader``), evaluation at step 0, every
+``train.eval_every`` and at the end, ``{"loss", "lr"}`` train records every ``train.log_every``
+(the mean loss over the window, the lr after the update as ``LambdaLR`` reports it), the same
+non-finite-loss error, atomic checkpoints every ``train.checkpoint_every`` and exact resume.
+Checkpoints are ``.npz`` files read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from dlfp.engine.loop import BatchSource
+from dlfp.errors import DlfpError
+from dlfp.run import Run
+from dlfp.scratch.loss import SoftmaxCrossEntropy
+from dlfp.scratch.network import Network
+from dlfp.scratch.sgd import SGD
+
+log = logging.getLogger(__name__)
+
+Evaluate = Callable[[Network], dict[str, dict[str, float]]]
+CHECKPOINT = "last.npz"
+
+
+@dataclass
+class FitResult:
+    steps: int
+    evaluation: dict[str, dict[str, float]]  # the last evaluation, at the final step
+    train_seconds: float  # wall time of the updates in this process (excludes a resumed part)
+
+
+def clip_grad_norm(grads: list[np.ndarray], max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm`` (torch's rule)."""
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= coef
+    return norm
+
+
+def fit(
+    net: Network,
+    loader: BatchSource,
+    evaluate: Evaluate,
+    *,
+    run: Run,
+    sgd: SGD,
+    lr_factor: Callable[[int], float],
+    steps: int,
+    train_cfg: DictConfig,
+    resume: bool = False,
+) -> FitResult:
+    """Minibatch SGD on the mean softmax cross-entropy; update k (0-based) uses lr * lr_factor(k)."""
+    ckpt_path = run.checkpoint_dir / CHECKPOINT
+    start = _resume(ckpt_path, net, sgd, run) if resume else 0
+    if not resume and ckpt_path.exists():
+        raise DlfpError(
+            f"{run.dir} already holds a checkpoint: add resume=true to continue it, or choose "
+            "another hydra.run.dir"
+        )
+    per_epoch = len(loader)
+    loss_fn = SoftmaxCrossEntropy()
+    grads = [g for _, _, g in net.parameters()]
+
+    def run_eval(step: int) -> dict[str, dict[str, float]]:
+        results = evaluate(net)
+        for split, metrics in results.items():
+            run.metrics.log(step, split, epoch=round(step / per_epoch, 4), **metrics)
+            shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info("step %d/%d %s %s", step, steps, split, shown)
+        return results
+
+    results = run_eval(0) if start == 0 else {}
+    batches = _batches(loader, start)
+    running, count = 0.0, 0
+    print_every, printed_at = max(1, steps // 100), start
+    on_terminal = sys.stderr.isatty()
+    bar = tqdm(total=steps, initial=start, disable=not on_terminal, unit="step", dynamic_ncols=True)
+    began = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run ends in the DlfpError below
+        for step in range(start + 1, steps + 1):
+            x, y = next(batches)
+            loss = loss_fn.forward(net.forward(x.numpy()), y.numpy())
+            net.backward(loss_fn.backward())
+            if train_cfg.grad_clip is not None:
+                clip_grad_norm(grads, float(train_cfg.grad_clip))
+            sgd.step(sgd.lr * lr_factor(step - 1))
+            running += loss
+            count += 1
+            bar.update(1)
+
+            last = step == steps
+            log_due = last or step % train_cfg.log_every == 0
+            eval_due = last or step % train_cfg.eval_every == 0
+            ckpt_due = last or step % train_cfg.checkpoint_every == 0
+            if (log_due or eval_due or ckpt_due) and not math.isfinite(running / count):
+                _non_finite(step, ckpt_path)
+            if log_due:
+                mean_loss, lr = running / count, sgd.lr * lr_factor(step)
+                run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), loss=mean_loss, lr=lr)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+                if not on_terminal and (last or step - printed_at >= print_every):
+                    log.info("step %d/%d train loss %.4f lr %.4g", step, steps, mean_loss, lr)
+                    printed_at = step
+                running, count = 0.0, 0
+            if eval_due:
+                results = run_eval(step)
+            if ckpt_due:
+                _save(ckpt_path, step, net, sgd)
+    bar.close()
+    seconds = time.perf_counter() - began
+    if not results:  # resumed a run that had already finished
+        results = run_eval(steps)
+    return FitResult(steps=steps, evaluation=results, train_seconds=seconds)
+
+
+def _batches(loader: BatchSource, start_step: int) -> Iterator[Any]:
+    epoch, index = divmod(start_step, len(loader))
+    while True:
+        yield from loader.epoch(epoch, start=index)
+        epoch, index = epoch + 1, 0
+
+
+def _save(path: Path, step: int, net: Network, sgd: SGD) -> None:
+    """Parameters, momentum buffers and the step, written to a temporary file and renamed into place."""
+    arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
+    arrays.update({f"momentum/{k}": v for k, v in sgd.state_dict().items()})
+    if not all(np.isfinite(v).all() for v in arrays.values()):
+        _non_finite(step, path, "parameters")
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, step=np.int64(step), **arrays)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, net: Network, sgd: SGD, run: Run) -> int:
+    """Load a checkpoint into ``net`` and ``sgd`` and return its step (the batch order needs no state)."""
+    if not path.exists():
+        raise DlfpError(
+            f"resume=true but {path} does not exist. Resume names the run to continue "
+            "with hydra.run.dir=<that run's directory>."
+        )
+    with np.load(path, allow_pickle=False) as saved:
+        net.load_state_dict({k[len("param/"):]: saved[k] for k in saved.files if k.startswith("param/")})
+        sgd.load_state_dict({k[len("momentum/"):]: saved[k] for k in saved.files
+                             if k.startswith("momentum/")})
+        start = int(saved["step"])
+    run.metrics.truncate_after(start)
+    log.info("resumed from %s at step %d", path, start)
+    return start
+
+
+def _non_finite(step: int, ckpt_path: Path, what: str = "loss") -> None:
+    kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+    raise DlfpError(
+        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Lower "
+        "optimizer.lr, set train.grad_clip, or check the data for bad values."
+    )
