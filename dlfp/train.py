@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -93,16 +94,43 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def user_error(error: BaseException) -> DlfpError | None:
+    """The DlfpError behind ``error``, if any: hydra.utils.instantiate wraps what a target raised."""
+    while error is not None:
+        if isinstance(error, DlfpError):
+            return error
+        error = error.__cause__
+    return None
+
+
+def _record_failure(error: Exception) -> None:
+    """A failed run leaves error.txt (with the traceback when the error is not the user's to fix)
+    instead of summary.json; the sweep report lists the job as failed with this reason."""
+    text = f"{type(error).__name__}: {error}\n"
+    if not isinstance(error, DlfpError):
+        text += "\n" + traceback.format_exc()
+    (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(text)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """The Hydra entry point; returns the objective metric so sweepers can optimise it."""
+    """The Hydra entry point; returns the objective metric so sweepers can optimise it.
+
+    A single run that fails on a user error exits with that one message. In a multirun a failed
+    job is logged and recorded, and the sweep goes on: Hydra's sweepers would otherwise stop at the
+    first failure, before the end-of-sweep report (``hydra.callbacks``) that lists it as failed.
+    """
     try:
         summary = run_experiment(cfg)
-    except DlfpError as e:
-        log.error("%s", e)
+    except Exception as e:
+        e = user_error(e) or e
+        _record_failure(e)
         if HydraConfig.get().mode == RunMode.RUN:
-            sys.exit(f"error: {e}")
-        raise  # in a multirun the launcher records the failed job
+            if isinstance(e, DlfpError):
+                sys.exit(f"error: {e}")
+            raise
+        log.error("job failed: %s: %s", type(e).__name__, e)
+        return None
     value = summary["metrics"].get(cfg.objective)
     if value is None:
         log.warning("objective %r is not among the metrics %s", cfg.objective,

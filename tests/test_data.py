@@ -118,3 +118,15 @@ def test_loader_batches_cover_an_epoch_once_and_normalise() -> None:
     assert torch.equal(torch.cat([y for _, y in loader.epoch(0)]), seen)  # same epoch, same order
     assert not torch.equal(torch.cat([y for _, y in loader.epoch(1)]), seen)
     assert torch.equal(next(iter(loader.epoch(0, start=3)))[1], batches[3][1])  # resumable mid-epoch
+
+
+def test_missing_data_from_the_cli_is_one_line_without_traceback(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    proc = run_cli(["dataset=mnist", f"paths.data_dir={tmp_path}/empty", "dataset.download=false",
+                    f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "error: mnist files not found" in proc.stderr and "dataset=mnist5k" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "run" / "summary.json").exists()
+    assert "mnist files not found" in (tmp_path / "run" / "error.txt").read_text()

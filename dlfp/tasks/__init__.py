@@ -18,6 +18,11 @@ Runner = Callable[[DictConfig, Run], dict[str, float]]
 
 TASKS: dict[str, str] = {
     "classify": "dlfp.tasks.classify:run",
+    "regression": "dlfp.tasks.regression:run",
+    "svm": "dlfp.tasks.svm:run",
+    "compare": "dlfp.tasks.compare:run",
+    "scratch_nn": "dlfp.tasks.scratch_nn:run",
+    "vae": "dlfp.tasks.vae:run",
 }
 
 

@@ -1,0 +1,1 @@
+"""Hand-designed image features for the classical (non-neural) classifiers."""
