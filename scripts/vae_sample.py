@@ -1,0 +1,80 @@
+"""Draw images from a trained VAE without training: z ~ N(0, I), decoded to Bernoulli means.
+
+    python scripts/vae_sample.py outputs/vae/<date>/<time> --n 64 --out samples.png [--seed 1]
+        [--threshold 0.5] [--checkpoint checkpoints/last.pt]
+
+The model is rebuilt from the run's ``.hydra/config.yaml`` and its weights load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from dlfp.engine.checkpoint import load_checkpoint
+from dlfp.errors import DlfpError
+from dlfp.models.vae import VAE
+from dlfp.viz.vae import plot_image_grid
+
+
+def load_vae(run_dir: Path, checkpoint: Path | None = None) -> VAE:
+    """The VAE of a finished (or checkpointed) run, in eval mode on the CPU."""
+    config_path = run_dir / ".hydra" / "config.yaml"
+    ckpt_path = checkpoint or run_dir / "checkpoints" / "last.pt"
+    for path, what in ((config_path, "config"), (ckpt_path, "checkpoint")):
+        if not path.is_file():
+            raise DlfpError(f"{path} not found: {run_dir} is not a VAE run directory with a {what}")
+    cfg = OmegaConf.load(config_path)
+    if cfg.get("task") != "vae":
+        raise DlfpError(f"{run_dir} is a run of task {cfg.get('task')!r}, not of the VAE (task vae)")
+    model: VAE = instantiate(cfg.model)
+    model.load_state_dict(load_checkpoint(ckpt_path, "cpu")["model"])
+    return model.eval()
+
+
+def sample(model: VAE, n: int, seed: int, threshold: float | None = None) -> torch.Tensor:
+    """n images (n, side, side): Bernoulli means decoded from z ~ N(0, I), optionally binarised."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        means = model.decode(torch.randn((n, model.latent_dim), generator=gen))
+    images = (means > threshold).float() if threshold is not None else means
+    side = math.isqrt(model.input_dim)
+    return images.reshape(n, side, side)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a run directory of experiment=vae")
+    parser.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    parser.add_argument("--out", type=Path, default=Path("vae_samples.png"), help="PNG to write")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="binarise the Bernoulli means at this value (default: show the means)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint file (default: <run_dir>/checkpoints/last.pt)")
+    args = parser.parse_args(argv)
+    try:
+        if args.n < 1:
+            raise DlfpError(f"--n must be positive, got {args.n}")
+        model = load_vae(args.run_dir, args.checkpoint)
+        images = sample(model, args.n, args.seed, args.threshold)
+    except DlfpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    what = f"thresholded at {args.threshold}" if args.threshold is not None else "Bernoulli means"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    title = f"{args.n} samples, z ~ N(0, I), seed {args.seed}, {what}"
+    plot_image_grid(images.numpy(), args.out, title=title)
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
