@@ -60,7 +60,8 @@ def total_steps(cfg: DictConfig, steps_per_epoch: int) -> int:
     return steps
 
 
-def _batches(loader: BatchSource, start_step: int) -> Iterator[Any]:
+def batch_stream(loader: BatchSource, start_step: int) -> Iterator[Any]:
+    """Batches from update ``start_step`` on, across epochs: resuming at any step sees the same data."""
     epoch, index = divmod(start_step, len(loader))
     while True:
         yield from loader.epoch(epoch, start=index)
@@ -144,7 +145,7 @@ def fit(
         window.load_state_dict(state["window"])
     results = run_eval(0) if start == 0 else {}
     net.train()
-    batches = _batches(loader, start)
+    batches = batch_stream(loader, start)
     print_every = max(1, steps // 100)  # the text log keeps ~100 train lines even with log_every=1
     printed_at = start
     on_terminal = sys.stderr.isatty()

@@ -15,16 +15,15 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from dlfp.engine.loop import BatchSource
+from dlfp.engine.loop import BatchSource, batch_stream
 from dlfp.errors import DlfpError
 from dlfp.run import Run
 from dlfp.scratch.loss import SoftmaxCrossEntropy
@@ -68,7 +67,7 @@ def fit(
 ) -> FitResult:
     """Minibatch SGD on the mean softmax cross-entropy; update k (0-based) uses lr * lr_factor(k)."""
     ckpt_path = run.checkpoint_dir / CHECKPOINT
-    start = _resume(ckpt_path, net, sgd, run) if resume else 0
+    start, running, count = _resume(ckpt_path, net, sgd, run) if resume else (0, 0.0, 0)
     if not resume and ckpt_path.exists():
         raise DlfpError(
             f"{run.dir} already holds a checkpoint: add resume=true to continue it, or choose "
@@ -87,8 +86,7 @@ def fit(
         return results
 
     results = run_eval(0) if start == 0 else {}
-    batches = _batches(loader, start)
-    running, count = 0.0, 0
+    batches = batch_stream(loader, start)
     print_every, printed_at = max(1, steps // 100), start
     on_terminal = sys.stderr.isatty()
     bar = tqdm(total=steps, initial=start, disable=not on_terminal, unit="step", dynamic_ncols=True)
@@ -122,7 +120,7 @@ def fit(
             if eval_due:
                 results = run_eval(step)
             if ckpt_due:
-                _save(ckpt_path, step, net, sgd)
+                _save(ckpt_path, step, net, sgd, running, count)
     bar.close()
     seconds = time.perf_counter() - began
     if not results:  # resumed a run that had already finished
@@ -130,14 +128,7 @@ def fit(
     return FitResult(steps=steps, evaluation=results, train_seconds=seconds)
 
 
-def _batches(loader: BatchSource, start_step: int) -> Iterator[Any]:
-    epoch, index = divmod(start_step, len(loader))
-    while True:
-        yield from loader.epoch(epoch, start=index)
-        epoch, index = epoch + 1, 0
-
-
-def _save(path: Path, step: int, net: Network, sgd: SGD) -> None:
+def _save(path: Path, step: int, net: Network, sgd: SGD, window_sum: float, window_count: int) -> None:
     """Parameters, momentum buffers and the step, written to a temporary file and renamed into place."""
     arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
     arrays.update({f"momentum/{k}": v for k, v in sgd.state_dict().items()})
@@ -145,12 +136,16 @@ def _save(path: Path, step: int, net: Network, sgd: SGD) -> None:
         _non_finite(step, path, "parameters")
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
-        np.savez(f, step=np.int64(step), **arrays)
+        # the open log window too, so a resumed run logs the same mean loss
+        np.savez(f, step=np.int64(step), window_sum=np.float64(window_sum),
+                 window_count=np.int64(window_count), **arrays)
     os.replace(tmp, path)
 
 
-def _resume(path: Path, net: Network, sgd: SGD, run: Run) -> int:
-    """Load a checkpoint into ``net`` and ``sgd`` and return its step (the batch order needs no state)."""
+def _resume(path: Path, net: Network, sgd: SGD, run: Run) -> tuple[int, float, int]:
+    """Load a checkpoint into ``net`` and ``sgd``; return its step and open log window (sum, count).
+
+    The batch order needs no state: it is a function of the step."""
     if not path.exists():
         raise DlfpError(
             f"resume=true but {path} does not exist. Resume names the run to continue "
@@ -161,9 +156,10 @@ def _resume(path: Path, net: Network, sgd: SGD, run: Run) -> int:
         sgd.load_state_dict({k[len("momentum/"):]: saved[k] for k in saved.files
                              if k.startswith("momentum/")})
         start = int(saved["step"])
+        window = float(saved["window_sum"]), int(saved["window_count"])
     run.metrics.truncate_after(start)
     log.info("resumed from %s at step %d", path, start)
-    return start
+    return start, *window
 
 
 def _non_finite(step: int, ckpt_path: Path, what: str = "loss") -> None:
