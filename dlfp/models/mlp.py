@@ -1,0 +1,30 @@
+"""A plain fully connected ReLU network, the function approximator of the regression study."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """x (N, in_features) -> [Linear, ReLU] x depth -> Linear -> (N, out_features).
+
+    ``depth`` counts the hidden layers (each a Linear of ``width`` units and a ReLU), so depth=3
+    has four weight matrices: in->width, width->width, width->width and width->out. The output
+    layer is linear, so outside the training inputs the network continues piecewise linearly.
+    """
+
+    def __init__(self, in_features: int = 1, out_features: int = 1, depth: int = 3,
+                 width: int = 256) -> None:
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be positive, got depth={depth} width={width}")
+        widths = [in_features] + [width] * depth
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        layers.append(nn.Linear(width, out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
