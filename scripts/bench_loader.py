@@ -59,7 +59,7 @@ def main() -> None:
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         loader = InMemoryLoader(train, bs, data.mean, data.std, shuffle=True, seed=0)
         premade = list(itertools.islice(loader.epoch(0), 64))
-        from_loader = lambda: (b for e in itertools.count() for b in loader.epoch(e))  # noqa: E731
+        from_loader = lambda loader=loader: (b for e in itertools.count() for b in loader.epoch(e))
         steps_per_second(model, opt, from_loader(), 50, device)  # warm-up
         with_loader, without = [], []
         for _ in range(args.rounds):

@@ -68,7 +68,8 @@ def test_reads_an_idx_folder(tmp_path: Path, gz: bool) -> None:
     assert torch.equal(data.test.x[:, 0], torch.from_numpy(arrays["test_images"]))
     assert torch.bincount(data.val.y).tolist() == [1] * 10
     restored = torch.cat([data.train.x, data.val.x]).flatten(1).sum(1).sort().values
-    assert torch.equal(restored, torch.from_numpy(arrays["train_images"]).flatten(1).long().sum(1).sort().values)
+    original = torch.from_numpy(arrays["train_images"]).flatten(1).long().sum(1).sort().values
+    assert torch.equal(restored, original)
 
 
 def test_corrupt_idx_file_is_named(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_MNIST, read_summary, run_cli, run_inprocess
+
 from dlfp.engine.checkpoint import load_checkpoint
 
 

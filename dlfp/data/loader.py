@@ -17,7 +17,7 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class InMemoryLoader:
-    CHUNK_BATCHES = 64  # batches gathered at once: bounds the extra memory to 64 float batches
+    CHUNK_IMAGES = 2048  # images gathered and normalised at once (whole batches, at least one)
 
     def __init__(
         self,
@@ -54,9 +54,9 @@ class InMemoryLoader:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of one epoch, beginning at batch index ``start``.
 
-        Images are gathered and normalised a chunk of batches at a time (one large gather instead
-        of many small ones, whose fixed cost per call would rival a small model's step); each batch
-        is then a view into the chunk.
+        Images are gathered and normalised about ``CHUNK_IMAGES`` at a time (one large gather
+        instead of many small ones, whose fixed cost per call would rival a small model's step,
+        yet small enough to stay in cache); each batch is then a view into the chunk.
         """
         n = len(self)
         if self.shuffle:
@@ -65,10 +65,11 @@ class InMemoryLoader:
         else:
             order = torch.arange(len(self.y), device=self.x.device)
         bs = self.batch_size
-        for first in range(start, n, self.CHUNK_BATCHES):
-            last = min(first + self.CHUNK_BATCHES, n)
+        chunk = max(1, self.CHUNK_IMAGES // bs)
+        for first in range(start, n, chunk):
+            last = min(first + chunk, n)
             idx = order[first * bs : last * bs]
-            # index_select, not x[idx]: advanced indexing is ~25x slower on uint8 images on CPU
+            # index_select, not x[idx]: advanced indexing is far slower on uint8 images on CPU
             xs = self.x.index_select(0, idx).float().mul_(self._scale).add_(self._shift)
             ys = self.y.index_select(0, idx)
             for i in range(first, last):
