@@ -90,7 +90,8 @@ def test_config_errors_name_the_key(override, key):
 
 def test_sweep_config_composes_and_plain_run_is_unchanged():
     plain = compose_config([])
-    assert plain.task == "classify" and plain.hardware.threads is None
+    assert plain.task == "classify" and not plain.hydra.sweeper.params
+    assert not plain.hydra.launcher._target_.endswith("JoblibLauncher")
     cfg = compose_config(["experiment=regression", "sweep=regression_n"])
     assert cfg.hardware.threads == 1
     assert cfg.hydra.sweeper.params["dataset.n"].split(",")[::19] == ["1000", "10"]
