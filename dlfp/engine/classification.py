@@ -7,6 +7,9 @@ their metrics.jsonl files and summaries compare key for key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 
@@ -23,3 +26,15 @@ def classification_metrics(loss_sum: float, confusion: np.ndarray) -> dict[str, 
         raise ValueError("no examples were evaluated")
     accuracy = float(np.trace(confusion)) / n
     return {"loss": loss_sum / n, "error": 1.0 - accuracy, "accuracy": accuracy}
+
+
+def score_splits(
+    evaluate: Callable[[Any], tuple[dict[str, float], np.ndarray]], loaders: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Evaluate every split: flat ``{"<split>/<metric>": value}`` and each split's confusion matrix."""
+    scores: dict[str, float] = {}
+    confusions: dict[str, np.ndarray] = {}
+    for split, loader in loaders.items():
+        metrics, confusions[split] = evaluate(loader)
+        scores.update({f"{split}/{k}": v for k, v in metrics.items()})
+    return scores, confusions

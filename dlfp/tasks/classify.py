@@ -15,7 +15,7 @@ from torch import nn
 
 from dlfp.data import ImageData
 from dlfp.data.loader import InMemoryLoader
-from dlfp.engine.classification import classification_metrics, confusion_matrix
+from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
 from dlfp.engine.loop import fit, total_steps
 from dlfp.engine.optim import build_optimizer, build_schedule
 from dlfp.errors import DlfpError
@@ -57,14 +57,10 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         scheduler=scheduler, steps=steps, train_cfg=cfg.train, resume=cfg.resume,
     )
 
-    summary: dict[str, float] = {"steps": float(result.steps)}
-    confusions = {}
     model.eval()
     with torch.no_grad():
-        for split, loader in eval_loaders.items():
-            metrics, confusion = evaluate(model, loader, data.num_classes)
-            summary.update({f"{split}/{k}": v for k, v in metrics.items()})
-            confusions[split] = confusion
+        scores, confusions = score_splits(lambda ld: evaluate(model, ld, data.num_classes), eval_loaders)
+    summary = {"steps": float(result.steps), **scores}
     run.timings["train_seconds"] = result.train_seconds
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     return summary

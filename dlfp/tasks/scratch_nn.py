@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from dlfp.data import ImageData
 from dlfp.data.loader import InMemoryLoader
-from dlfp.engine.classification import classification_metrics, confusion_matrix
+from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
 from dlfp.engine.loop import total_steps
 from dlfp.engine.optim import lr_factor
 from dlfp.errors import DlfpError
@@ -56,12 +56,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         result = fit(net, train_loader, evaluate_val, run=run, sgd=sgd,
                      lr_factor=lr_factor(cfg.schedule, steps), steps=steps, train_cfg=cfg.train,
                      resume=cfg.resume)
-        summary: dict[str, float] = {"steps": float(result.steps)}
-        confusions = {}
-        for split, loader in eval_loaders.items():
-            metrics, confusion = evaluate(net, loader, data.num_classes)
-            summary.update({f"{split}/{k}": v for k, v in metrics.items()})
-            confusions[split] = confusion
+        scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
+    summary = {"steps": float(result.steps), **scores}
     run.timings["train_seconds"] = result.train_seconds
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     return summary
