@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dlfp.viz import save_figure
+
 
 def draw_confusion(ax: plt.Axes, matrix: np.ndarray, classes: Sequence[str], title: str) -> None:
     """Counts with true class on rows, predicted on columns; the title carries the accuracy."""
@@ -33,7 +35,4 @@ def plot_confusion(
     fig, axes = plt.subplots(1, len(matrices), figsize=(5.5 * len(matrices), 5), squeeze=False)
     for ax, (title, matrix) in zip(axes[0], matrices.items()):
         draw_confusion(ax, matrix, classes, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

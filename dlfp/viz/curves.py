@@ -8,6 +8,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from dlfp.viz import save_figure
+
 
 def plot_curves(
     series: dict[str, Sequence[dict[str, Any]]],
@@ -33,7 +35,4 @@ def plot_curves(
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

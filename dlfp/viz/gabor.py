@@ -7,6 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from dlfp.viz import save_figure
+
 
 def plot_gabor_bank(kernels: torch.Tensor, params: list[tuple[float, float, float]], path: Path) -> Path:
     """kernels (F, k, k) with params (orientation deg, wavelength px, phase deg) in bank order."""
@@ -26,7 +28,4 @@ def plot_gabor_bank(kernels: torch.Tensor, params: list[tuple[float, float, floa
     for col, (wavelength, phase) in enumerate(columns):
         axes[0][col].set_title(f"λ={wavelength:g}px\nφ={phase:g}°", fontsize=8)
     fig.suptitle(f"Gabor bank: {len(params)} filters ({kernels.shape[-1]}x{kernels.shape[-1]})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

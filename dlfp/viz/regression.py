@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dlfp.viz import save_figure
+
 
 def _shade_outside(ax, support: tuple[float, float], right: float) -> None:
     if right > support[1]:
@@ -32,10 +34,7 @@ def plot_fit(path: Path, grid, target, fit, x_train, y_train, *, support: tuple[
     ax.set_ylabel("y")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_delta_vs_n(path: Path, n: Sequence[float],
@@ -55,10 +54,7 @@ def plot_delta_vs_n(path: Path, n: Sequence[float],
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_dataset(path: Path, grid, target, x_train, y_train, *, support: tuple[float, float],
@@ -75,7 +71,4 @@ def plot_dataset(path: Path, grid, target, x_train, y_train, *, support: tuple[f
     ax.set_ylabel("y")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

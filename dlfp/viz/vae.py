@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from dlfp.viz import save_figure
+
 NATS = "nats per image"
 
 
@@ -56,10 +58,7 @@ def plot_elbo_terms(train: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.set_ylabel(NATS)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_train_vs_val_ll(
@@ -79,10 +78,7 @@ def plot_train_vs_val_ll(
         ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:
@@ -108,13 +104,6 @@ def _show_mosaic(ax: plt.Axes, images: np.ndarray) -> float:
     return images.shape[-1] + 1.0
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path) -> Path:
     """One row per image (N, side, side): the original on the left, its reconstruction on the right."""
     pairs = np.stack([originals, reconstructions], axis=1)
@@ -123,7 +112,7 @@ def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, pat
     ax.set_xticks([0.5 + pitch / 2, 0.5 + 1.5 * pitch], ["original", "reconstructed"], fontsize=7)
     ax.xaxis.tick_top()
     ax.set_xlabel("reconstruction = Bernoulli means\ndecoded from the posterior mean", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(images: np.ndarray, path: Path, *, title: str) -> Path:
@@ -136,7 +125,7 @@ def plot_image_grid(images: np.ndarray, path: Path, *, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(0.6 * cols + 0.6, 0.6 * rows + 0.8))
     _show_mosaic(ax, tiles.reshape(rows, cols, side, side))
     ax.set_title(title, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latent_traversal(
@@ -153,4 +142,4 @@ def plot_latent_traversal(
     ax.set_xlabel(f"z[{dims[1]}] offset")
     ax.set_title("decoded Bernoulli means around the mean posterior mean\n"
                  "(other latent dimensions held there)", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
