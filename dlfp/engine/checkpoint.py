@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlfp.errors import DlfpError
+
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
@@ -50,3 +52,26 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def check_resumable(path: Path, run_dir: Path, resume: bool) -> None:
+    """A resumed run needs its checkpoint; a fresh run must not silently overwrite one."""
+    if resume and not path.exists():
+        raise DlfpError(
+            f"resume=true but {path} does not exist. Resume names the run to continue "
+            "with hydra.run.dir=<that run's directory>."
+        )
+    if not resume and path.exists():
+        raise DlfpError(
+            f"{run_dir} already holds a checkpoint: add resume=true to continue it, or choose "
+            "another hydra.run.dir"
+        )
+
+
+def raise_non_finite(step: int, path: Path, what: str) -> None:
+    """Stop training on a NaN/inf ``what`` (loss or parameters), naming the last good checkpoint."""
+    kept = f"the last good checkpoint is {path}" if path.exists() else "no checkpoint yet"
+    raise DlfpError(
+        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Lower "
+        "optimizer.lr, set train.grad_clip, or check the data for bad values."
+    )

@@ -23,7 +23,14 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
-from dlfp.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dlfp.engine.checkpoint import (
+    check_resumable,
+    load_checkpoint,
+    raise_non_finite,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from dlfp.errors import DlfpError
 from dlfp.run import Run
 
@@ -85,12 +92,8 @@ def fit(
     ckpt_path = run.checkpoint_dir / "last.pt"
     scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.amp_dtype == torch.float16)
     start = 0
+    check_resumable(ckpt_path, run.dir, resume)
     if resume:
-        if not ckpt_path.exists():
-            raise DlfpError(
-                f"resume=true but {ckpt_path} does not exist. Resume names the run to continue "
-                "with hydra.run.dir=<that run's directory>."
-            )
         state = load_checkpoint(ckpt_path, hw.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -100,11 +103,6 @@ def fit(
         start = int(state["step"])
         run.metrics.truncate_after(start)
         log.info("resumed from %s at step %d/%d", ckpt_path, start, steps)
-    elif ckpt_path.exists():
-        raise DlfpError(
-            f"{run.dir} already holds a checkpoint: add resume=true to continue it, or choose "
-            "another hydra.run.dir"
-        )
 
     net = torch.compile(model) if hw.compile else model
     per_epoch = len(loader)
@@ -127,7 +125,7 @@ def fit(
 
     def save(step: int) -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
-            _non_finite(step, ckpt_path, "parameters")
+            raise_non_finite(step, ckpt_path, "parameters")
         save_checkpoint(
             ckpt_path,
             {
@@ -174,7 +172,7 @@ def fit(
         if log_due or eval_due or ckpt_due:
             means = window.means()  # one device sync for the loss and every extra term
             if not math.isfinite(means["loss"]):
-                _non_finite(step, ckpt_path, "loss")
+                raise_non_finite(step, ckpt_path, "loss")
         if log_due:
             lr = optimizer.param_groups[0]["lr"]
             run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), **means, lr=lr)
@@ -227,11 +225,3 @@ class _LossWindow:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.names, self.sums, self.count = list(state["names"]), state["sums"], int(state["count"])
-
-
-def _non_finite(step: int, ckpt_path, what: str) -> None:
-    kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
-    raise DlfpError(
-        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Lower "
-        "optimizer.lr, set train.grad_clip, or check the data for bad values."
-    )

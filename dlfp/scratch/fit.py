@@ -23,8 +23,8 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from dlfp.engine.checkpoint import check_resumable, raise_non_finite
 from dlfp.engine.loop import BatchSource, batch_stream
-from dlfp.errors import DlfpError
 from dlfp.run import Run
 from dlfp.scratch.loss import SoftmaxCrossEntropy
 from dlfp.scratch.network import Network
@@ -67,12 +67,8 @@ def fit(
 ) -> FitResult:
     """Minibatch SGD on the mean softmax cross-entropy; update k (0-based) uses lr * lr_factor(k)."""
     ckpt_path = run.checkpoint_dir / CHECKPOINT
+    check_resumable(ckpt_path, run.dir, resume)
     start, running, count = _resume(ckpt_path, net, sgd, run) if resume else (0, 0.0, 0)
-    if not resume and ckpt_path.exists():
-        raise DlfpError(
-            f"{run.dir} already holds a checkpoint: add resume=true to continue it, or choose "
-            "another hydra.run.dir"
-        )
     per_epoch = len(loader)
     loss_fn = SoftmaxCrossEntropy()
     grads = [g for _, _, g in net.parameters()]
@@ -108,7 +104,7 @@ def fit(
             eval_due = last or step % train_cfg.eval_every == 0
             ckpt_due = last or step % train_cfg.checkpoint_every == 0
             if (log_due or eval_due or ckpt_due) and not math.isfinite(running / count):
-                _non_finite(step, ckpt_path)
+                raise_non_finite(step, ckpt_path, "loss")
             if log_due:
                 mean_loss, lr = running / count, sgd.lr * lr_factor(step)
                 run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), loss=mean_loss, lr=lr)
@@ -133,7 +129,7 @@ def _save(path: Path, step: int, net: Network, sgd: SGD, window_sum: float, wind
     arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
     arrays.update({f"momentum/{k}": v for k, v in sgd.state_dict().items()})
     if not all(np.isfinite(v).all() for v in arrays.values()):
-        _non_finite(step, path, "parameters")
+        raise_non_finite(step, path, "parameters")
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
         # the open log window too, so a resumed run logs the same mean loss
@@ -146,11 +142,6 @@ def _resume(path: Path, net: Network, sgd: SGD, run: Run) -> tuple[int, float, i
     """Load a checkpoint into ``net`` and ``sgd``; return its step and open log window (sum, count).
 
     The batch order needs no state: it is a function of the step."""
-    if not path.exists():
-        raise DlfpError(
-            f"resume=true but {path} does not exist. Resume names the run to continue "
-            "with hydra.run.dir=<that run's directory>."
-        )
     with np.load(path, allow_pickle=False) as saved:
         net.load_state_dict({k[len("param/"):]: saved[k] for k in saved.files if k.startswith("param/")})
         sgd.load_state_dict({k[len("momentum/"):]: saved[k] for k in saved.files
@@ -160,11 +151,3 @@ def _resume(path: Path, net: Network, sgd: SGD, run: Run) -> tuple[int, float, i
     run.metrics.truncate_after(start)
     log.info("resumed from %s at step %d", path, start)
     return start, *window
-
-
-def _non_finite(step: int, ckpt_path: Path, what: str = "loss") -> None:
-    kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
-    raise DlfpError(
-        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Lower "
-        "optimizer.lr, set train.grad_clip, or check the data for bad values."
-    )
