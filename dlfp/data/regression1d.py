@@ -42,6 +42,11 @@ class Regression1D:
     def n(self) -> int:
         return self.x.shape[0]
 
+    @property
+    def input_moments(self) -> tuple[float, float]:
+        """Mean and standard deviation of U[x_low, x_high], the distribution the inputs come from."""
+        return (self.x_low + self.x_high) / 2, (self.x_high - self.x_low) / math.sqrt(12)
+
     def to(self, device: torch.device) -> Regression1D:
         return Regression1D(self.name, self.x.to(device), self.y.to(device), self.target,
                             self.x_low, self.x_high, self.noise_std)
