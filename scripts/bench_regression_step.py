@@ -28,8 +28,8 @@ def updaters(batch_size: int, seed: int) -> tuple[Callable[[], None], Callable[[
     torch.manual_seed(seed)
     x = torch.rand(batch_size, 1)
     y = sin_10pi_x4(x)
-    nets = [MLP(input_mean=0.5, input_std=12 ** -0.5) for _ in range(2)]
-    nets[1] = copy.deepcopy(nets[0])
+    first = MLP(input_mean=0.5, input_std=12 ** -0.5)
+    nets = [first, copy.deepcopy(first)]
     calls = []
     for net, fast in zip(nets, (False, True)):
         update = make_update(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), fast)

@@ -29,12 +29,7 @@ def plot_fit(path: Path, grid, target, fit, x_train, y_train, *, support: tuple[
     # keep f* readable when the fit shoots off outside the support; the title gives the errors
     limit = min(4.0, max(1.5, 1.1 * float(np.abs(fit).max())))
     ax.set_ylim(-limit, limit)
-    ax.set_xlim(float(grid[0]), float(grid[-1]))
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower left", fontsize=8)
-    return save_figure(fig, path, dpi=110)
+    return _save_xy_figure(fig, ax, path, grid, title)
 
 
 def plot_delta_vs_n(path: Path, n: Sequence[float],
@@ -66,6 +61,11 @@ def plot_dataset(path: Path, grid, target, x_train, y_train, *, support: tuple[f
     ax.plot(grid, np.asarray(target), color="k", lw=1.0, label="f*(x)")
     ax.scatter(np.asarray(x_train), np.asarray(y_train), s=12, color="tab:blue", zorder=3,
                label=f"training set (n={len(x_train)})")
+    return _save_xy_figure(fig, ax, path, grid, title)
+
+
+def _save_xy_figure(fig, ax, path: Path, grid: np.ndarray, title: str) -> Path:
+    """The finish shared by the f*-and-points figures: x spans the grid, labels, legend, save."""
     ax.set_xlim(float(grid[0]), float(grid[-1]))
     ax.set_xlabel("x")
     ax.set_ylabel("y")
