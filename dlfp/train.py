@@ -1,32 +1,27 @@
-"""``dlfp-train``: compose the config, check it, seed, pick the device, run the task, summarise.
+"""``dlfp-train``: compose the config with Hydra, check it against the schemas, hand it to the runner.
 
     dlfp-train experiment=mnist_nn_torch optimizer.lr=0.05 hardware=cpu
     dlfp-train -m experiment=regression sweep=regression_n hydra/launcher=joblib
+
+Nothing imports this module: the runner, tasks and engine below it run without Hydra's app.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import platform
-import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dlfp.config import register_configs
+from dlfp.config import CONF_DIR, register_configs
 from dlfp.errors import DlfpError
 
 log = logging.getLogger("dlfp")
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # absolute: console scripts too
 register_configs()
 
 
@@ -40,67 +35,6 @@ def _group_listing() -> str:
 
 
 OmegaConf.register_new_resolver("dlfp_groups", _group_listing, replace=True)
-
-
-def run_experiment(cfg: DictConfig) -> dict[str, Any]:
-    """Everything one run does after composition; returns the summary it writes."""
-    import numpy as np
-    import torch
-
-    from dlfp.engine.hardware import seed_everything, setup_hardware
-    from dlfp.engine.metrics import MetricLog
-    from dlfp.run import Run
-    from dlfp.tasks import get_task
-
-    began = time.time()
-    task = get_task(cfg.task)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    seed_everything(cfg.seed)
-    hw = setup_hardware(cfg.hardware)
-    log.info("experiment %s, task %s, device %s, run dir %s",
-             cfg.experiment_name, cfg.task, hw.device, run_dir)
-    run = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=MetricLog(run_dir / "metrics.jsonl"))
-    metrics = task(cfg, run)
-    summary = {
-        "experiment": cfg.experiment_name,
-        "task": cfg.task,
-        "seed": cfg.seed,
-        "objective": cfg.objective,
-        "metrics": metrics,
-        "wall_seconds": round(time.time() - began, 3),
-        "timings": run.timings,
-        "device": str(hw.device),
-        "device_name": torch.cuda.get_device_name(hw.device) if hw.device.type == "cuda"
-        else platform.processor() or platform.machine(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "numpy": np.__version__},
-        "git_commit": _git_commit(),
-        "overrides": list(HydraConfig.get().overrides.task),
-    }
-    tmp = run_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, run_dir / "summary.json")
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    log.info("done in %.1fs: %s", summary["wall_seconds"], shown)
-    return summary
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def user_error(error: BaseException) -> DlfpError | None:
-    """The DlfpError behind ``error``, if any: hydra.utils.instantiate wraps what a target raised."""
-    while error is not None:
-        if isinstance(error, DlfpError):
-            return error
-        error = error.__cause__
-    return None
 
 
 def _record_failure(error: Exception) -> None:
@@ -120,12 +54,14 @@ def main(cfg: DictConfig) -> float | None:
     job is logged and recorded, and the sweep goes on: Hydra's sweepers would otherwise stop at the
     first failure, before the end-of-sweep report (``hydra.callbacks``) that lists it as failed.
     """
+    from dlfp.runner import run_experiment  # torch and the tasks load after --help and --cfg
+
+    hydra_cfg = HydraConfig.get()
     try:
-        summary = run_experiment(cfg)
+        summary = run_experiment(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except Exception as e:
-        e = user_error(e) or e
         _record_failure(e)
-        if HydraConfig.get().mode == RunMode.RUN:
+        if hydra_cfg.mode == RunMode.RUN:
             if isinstance(e, DlfpError):
                 sys.exit(f"error: {e}")
             raise

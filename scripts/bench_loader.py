@@ -1,25 +1,28 @@
-"""Is the in-memory loader a bottleneck? Training steps/s with it vs on pre-made tensors.
+"""Is the loader a bottleneck? Training steps/s with it vs on pre-made tensors.
 
 Both columns train the same model (the default PatchMLP, SGD) on the same device and threads. The
-"tensors" column cycles through batches that were gathered and normalised before timing, so it is
-the speed of the model alone; the "loader" column gets every batch from ``InMemoryLoader`` as
-training does. Rounds alternate between the two so drift in machine load hits both alike.
+"tensors" column cycles through batches that were gathered and standardised before timing, so it
+is the speed of the model alone; the "loader" column gets every batch from ``dlfp.data.loader.Loader``
+with the ``standardize`` transform, as training does. Rounds alternate between the two so drift in
+machine load hits both alike.
 
-    .venv/bin/python scripts/bench_loader.py [--device cpu] [--batch-sizes 32 256] [--steps 300] [--threads N]
+    .venv/bin/python scripts/bench_loader.py [--device cpu] [--batch-sizes 32 256] [--steps 300] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
-from dlfp.data.loader import InMemoryLoader
+from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
+from dlfp.data.transforms import build_transforms
 from dlfp.models.patch_mlp import PatchMLP
 
 
@@ -27,8 +30,8 @@ def steps_per_second(model, opt, batches, steps: int, device: torch.device) -> f
     it = iter(batches)
     start = time.perf_counter()
     for _ in range(steps):
-        x, y = next(it)
-        loss = F.cross_entropy(model(x), y)
+        batch = next(it)
+        loss = F.cross_entropy(model(batch["x"]), batch["y"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -43,21 +46,21 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     data = load_mnist5k()
     train = data.train.to(device)
-    print(f"device {device}, torch threads {torch.get_num_threads()}, {args.steps} steps x "
-          f"{args.rounds} rounds, median steps/s")
+    standardize = build_transforms(["standardize"], data)
+    print(f"device {device}, torch {torch.__version__}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.2f}, {args.steps} steps x {args.rounds} rounds, median steps/s")
     print(f"{'batch':>6} {'loader':>10} {'tensors':>10} {'ratio':>7}")
     for bs in args.batch_sizes:
         torch.manual_seed(0)
         model = PatchMLP().to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        loader = InMemoryLoader(train, bs, data.mean, data.std, shuffle=True, seed=0)
+        loader = Loader(train, bs, shuffle=True, seed=0, transforms=standardize)
         premade = list(itertools.islice(loader.epoch(0), 64))
         from_loader = lambda loader=loader: (b for e in itertools.count() for b in loader.epoch(e))
         steps_per_second(model, opt, from_loader(), 50, device)  # warm-up
@@ -67,6 +70,7 @@ def main() -> None:
             without.append(steps_per_second(model, opt, itertools.cycle(premade), args.steps, device))
         a, b = statistics.median(with_loader), statistics.median(without)
         print(f"{bs:>6} {a:>10.0f} {b:>10.0f} {a / b:>7.3f}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

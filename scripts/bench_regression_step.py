@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from omegaconf import OmegaConf
 
 from dlfp.data.regression1d import sin_10pi_x4
+from dlfp.engine.hardware import setup_hardware
 from dlfp.models.mlp import MLP
 from dlfp.tasks.regression import make_update
+
+CPU = setup_hardware(OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False,
+                                       "channels_last": False, "threads": None, "deterministic": True}))
 
 
 def updaters(batch_size: int, seed: int) -> tuple[Callable[[], None], Callable[[], None], MLP, MLP]:
@@ -32,8 +38,9 @@ def updaters(batch_size: int, seed: int) -> tuple[Callable[[], None], Callable[[
     nets = [first, copy.deepcopy(first)]
     calls = []
     for net, fast in zip(nets, (False, True)):
-        update = make_update(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), fast)
-        calls.append(lambda update=update: update(x, y))
+        update = make_update(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), fast, CPU,
+                             OmegaConf.create({"grad_clip": None, "accumulate": 1}))
+        calls.append(lambda update=update: update({"x": x, "y": y}))
     return calls[0], calls[1], nets[0], nets[1]
 
 
@@ -52,8 +59,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.rounds} rounds "
-          f"of {args.steps} updates")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.2f}, "
+          f"median of {args.rounds} rounds of {args.steps} updates")
     print("| batch | autograd ms | hand-written ms | ratio | max param diff |")
     print("|---|---|---|---|---|")
     for batch in args.batch_sizes:

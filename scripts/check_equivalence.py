@@ -19,18 +19,20 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from dlfp.data.loader import InMemoryLoader
+from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
+from dlfp.data.transforms import build_transforms
 from dlfp.scratch.twin import Batch, check_equivalence
 
 
 def mnist5k_batches(steps: int, batch_size: int, seed: int) -> list[Batch]:
     """The first ``steps`` batches the mnist_nn runs train on (same loader, same seed), as float64."""
     data = load_mnist5k("mnist5k")
-    loader = InMemoryLoader(data.train, batch_size, data.mean, data.std, shuffle=True, seed=seed)
+    loader = Loader(data.train, batch_size, shuffle=True, seed=seed,
+                    transforms=build_transforms(["standardize"], data))
     epochs = (loader.epoch(e) for e in itertools.count())
     batches = itertools.islice(itertools.chain.from_iterable(epochs), steps)
-    return [(x.numpy().astype(np.float64), y.numpy()) for x, y in batches]
+    return [(b["x"].numpy().astype(np.float64), b["y"].numpy()) for b in batches]
 
 
 def random_batches(steps: int, batch_size: int, seed: int) -> list[Batch]:

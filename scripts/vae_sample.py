@@ -1,42 +1,41 @@
 """Draw images from a trained VAE without training: z ~ N(0, I), decoded to Bernoulli means.
 
     python scripts/vae_sample.py outputs/vae/<date>/<time> --n 64 --out samples.png [--seed 1]
-        [--threshold 0.5] [--checkpoint checkpoints/last.pt]
+        [--threshold 0.5]
+    python scripts/vae_sample.py path/to/checkpoint.pt ...
 
-The model is rebuilt from the run's ``.hydra/config.yaml`` and its weights load with
-``torch.load(weights_only=True)``.
+The checkpoint alone rebuilds the model (it holds the model's constructor arguments and the run's
+config); it loads with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from dlfp.engine.checkpoint import load_checkpoint
 from dlfp.errors import DlfpError
+from dlfp.models import rebuild_model
 from dlfp.models.vae import VAE
 from dlfp.viz.vae import plot_image_grid
 
 
-def load_vae(run_dir: Path, checkpoint: Path | None = None) -> VAE:
-    """The VAE of a finished (or checkpointed) run, in eval mode on the CPU."""
-    config_path = run_dir / ".hydra" / "config.yaml"
-    ckpt_path = checkpoint or run_dir / "checkpoints" / "last.pt"
-    for path, what in ((config_path, "config"), (ckpt_path, "checkpoint")):
-        if not path.is_file():
-            raise DlfpError(f"{path} not found: {run_dir} is not a VAE run directory with a {what}")
-    cfg = OmegaConf.load(config_path)
-    if cfg.get("task") != "vae":
-        raise DlfpError(f"{run_dir} is a run of task {cfg.get('task')!r}, not of the VAE (task vae)")
-    model: VAE = instantiate(cfg.model)
-    model.load_state_dict(load_checkpoint(ckpt_path, "cpu")["model"])
-    return model.eval()
+def load_vae(path: Path) -> VAE:
+    """The VAE of a checkpoint file, or of a run directory's ``checkpoints/last.pt``, in eval mode
+    on the CPU."""
+    ckpt_path = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    if not ckpt_path.is_file():
+        raise DlfpError(f"{path} holds no checkpoint: name a VAE run directory or a checkpoint file")
+    checkpoint = load_checkpoint(ckpt_path, "cpu")
+    task = json.loads(checkpoint["config"]).get("task")
+    if task != "vae":
+        raise DlfpError(f"{ckpt_path} is a checkpoint of task {task!r}, not of the VAE (task vae)")
+    return rebuild_model(checkpoint)
 
 
 def sample(model: VAE, n: int, seed: int, threshold: float | None = None) -> torch.Tensor:
@@ -51,19 +50,17 @@ def sample(model: VAE, n: int, seed: int, threshold: float | None = None) -> tor
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="a run directory of experiment=vae")
+    parser.add_argument("path", type=Path, help="a run directory of experiment=vae, or a checkpoint file")
     parser.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     parser.add_argument("--out", type=Path, default=Path("vae_samples.png"), help="PNG to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
     parser.add_argument("--threshold", type=float, default=None,
                         help="binarise the Bernoulli means at this value (default: show the means)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint file (default: <run_dir>/checkpoints/last.pt)")
     args = parser.parse_args(argv)
     try:
         if args.n < 1:
             raise DlfpError(f"--n must be positive, got {args.n}")
-        model = load_vae(args.run_dir, args.checkpoint)
+        model = load_vae(args.path)
         images = sample(model, args.n, args.seed, args.threshold)
     except DlfpError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,12 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlfp.train import CONF_DIR, run_experiment
+from dlfp.config import CONF_DIR, register_configs
+from dlfp.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+register_configs()
 
 
 def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
@@ -37,9 +41,10 @@ def run_inprocess(overrides: list[str], run_dir: Path) -> dict:
         cfg.hydra.runtime.output_dir = str(run_dir)
     HydraConfig.instance().set_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = list(cfg.hydra.overrides.task)
     with open_dict(cfg):
         del cfg["hydra"]
-    return run_experiment(cfg)
+    return run_experiment(cfg, run_dir, overrides)
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = True,
@@ -51,6 +56,29 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = True
     if check and proc.returncode != 0:
         raise AssertionError(f"dlfp-train {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def kill_and_resume(overrides: list[str], tmp_path: Path, checkpoint: str = "last.pt") -> tuple[Path, Path]:
+    """SIGKILL a CLI run once its first checkpoint exists, resume it through the CLI, and run the
+    same overrides straight through in process; returns (resumed run dir, straight run dir)."""
+    from dlfp.engine.checkpoint import load_checkpoint
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "dlfp.train", *overrides, f"hydra.run.dir={killed}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoints" / checkpoint
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "summary.json").exists()
+    assert 0 < int(load_checkpoint(ckpt)["step"])
+    run_cli([*overrides, f"hydra.run.dir={killed}", "resume=true"], cwd=tmp_path)
+    straight = tmp_path / "straight"
+    run_inprocess(overrides, straight)
+    return killed, straight
 
 
 def read_summary(run_dir: Path) -> dict:

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from dlfp.data import mnist
-from dlfp.data.images import stratified_holdout
-from dlfp.data.loader import InMemoryLoader
+from dlfp.data.images import Split, stratified_holdout
+from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
+from dlfp.data.transforms import build_transforms
 from dlfp.errors import DlfpError
 
 
@@ -108,17 +109,68 @@ def test_missing_mnist_with_failed_download_explains_and_leaves_nothing(
 
 def test_loader_batches_cover_an_epoch_once_and_normalise() -> None:
     data = load_mnist5k()
-    loader = InMemoryLoader(data.val, 64, data.mean, data.std, shuffle=True, seed=1)
+    loader = Loader(data.val, 64, shuffle=True, seed=1, transforms=build_transforms(["standardize"], data))
     batches = list(loader.epoch(0))
     assert len(batches) == len(loader) == 1000 // 64
-    seen = torch.cat([y for _, y in batches])
+    seen = torch.cat([b["y"] for b in batches])
     assert len(seen) == 15 * 64
-    xb, _ = batches[0]
+    xb = batches[0]["x"]
     assert xb.dtype == torch.float32 and xb.shape == (64, 1, 28, 28)
     assert abs(float(xb.mean())) < 0.3  # roughly standardised
-    assert torch.equal(torch.cat([y for _, y in loader.epoch(0)]), seen)  # same epoch, same order
-    assert not torch.equal(torch.cat([y for _, y in loader.epoch(1)]), seen)
-    assert torch.equal(next(iter(loader.epoch(0, start=3)))[1], batches[3][1])  # resumable mid-epoch
+    expected = (data.val.x[:1].float() / 255 - data.mean[0]) / data.std[0]
+    first = next(iter(Loader(data.val, 64, shuffle=False, transforms=loader.transforms).epoch(0)))
+    assert torch.allclose(first["x"][:1], expected, atol=1e-5)
+    assert torch.equal(torch.cat([b["y"] for b in loader.epoch(0)]), seen)  # same epoch, same order
+    assert not torch.equal(torch.cat([b["y"] for b in loader.epoch(1)]), seen)
+    assert torch.equal(next(iter(loader.epoch(0, start=3)))["y"], batches[3]["y"])  # resumable mid-epoch
+
+
+def test_loader_takes_any_named_fields_and_keeps_a_single_batch_in_order() -> None:
+    points = Split(x=torch.arange(10.0).unsqueeze(1), y=torch.arange(10.0).unsqueeze(1) * 2)
+    whole = next(iter(Loader(points, 10, shuffle=True, seed=3).epoch(5)))
+    assert torch.equal(whole["x"], points.x) and torch.equal(whole["y"], points.y)
+    ragged = list(Loader(points, 4, shuffle=True, seed=3, drop_last=False).epoch(0))
+    assert [len(b["x"]) for b in ragged] == [4, 4, 2]
+    assert torch.equal(torch.cat([b["y"] for b in ragged]), 2 * torch.cat([b["x"] for b in ragged]))
+    assert sorted(torch.cat([b["x"] for b in ragged]).squeeze(1).tolist()) == list(range(10))
+
+
+def test_two_ranks_partition_each_epoch() -> None:
+    split = Split(x=torch.arange(103))
+    shards = [Loader(split, 5, shuffle=True, seed=7, rank=r, world_size=2) for r in range(2)]
+    for epoch in (0, 1):
+        orders = [s.order(epoch).tolist() for s in shards]
+        assert len(orders[0]) == len(orders[1]) == 51  # equal shards: one row of 103 left out
+        assert not set(orders[0]) & set(orders[1])
+        single = Loader(split, 5, shuffle=True, seed=7).order(epoch).tolist()
+        assert sorted(orders[0] + orders[1]) == sorted(single[:102])
+        seen = [int(v) for s in shards for b in s.epoch(epoch) for v in b["x"]]
+        assert len(seen) == len(set(seen)) == 2 * len(shards[0]) * 5
+    assert shards[0].order(0).tolist() != shards[0].order(1).tolist()
+
+
+def test_random_transforms_repeat_per_batch_and_change_across_batches() -> None:
+    images = Split(x=torch.rand(16, 1, 6, 6), y=torch.zeros(16, dtype=torch.long))
+    augment = build_transforms([{"name": "random_crop", "padding": 2}, "hflip"], key="train.augment")
+    loader = Loader(images, 4, shuffle=True, seed=0, transforms=augment)
+    first = [b["x"] for b in loader.epoch(0)]
+    again = [b["x"] for b in loader.epoch(0)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert torch.equal(next(iter(loader.epoch(0, start=2)))["x"], first[2])  # same on resume
+    plain = [b["x"] for b in Loader(images, 4, shuffle=True, seed=0).epoch(0)]
+    assert any(not torch.equal(a, b) for a, b in zip(first, plain))
+    assert all(a.shape == b.shape for a, b in zip(first, plain))
+    with pytest.raises(DlfpError, match="'blur', which is not a transform"):
+        build_transforms(["blur"])
+
+
+def test_train_size_takes_a_stratified_seeded_subset_for_every_loader() -> None:
+    full = load_mnist5k()
+    part = load_mnist5k(train_size=400, subset_seed=1)
+    assert len(part.train) == 400 and torch.bincount(part.train.y).tolist() == [40] * 10
+    assert torch.equal(part.val.y, full.val.y)  # validation untouched
+    assert not torch.equal(load_mnist5k(train_size=400, subset_seed=2).train.y, part.train.y) or \
+        not torch.equal(load_mnist5k(train_size=400, subset_seed=2).train.x, part.train.x)
 
 
 def test_missing_data_from_the_cli_is_one_line_without_traceback(tmp_path: Path) -> None:

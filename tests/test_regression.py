@@ -15,13 +15,18 @@ from omegaconf import OmegaConf, open_dict
 from torch import nn
 
 from dlfp.data.regression1d import make_regression1d, sin_10pi_x4
-from dlfp.errors import DlfpError
+from dlfp.engine.checkpoint import load_checkpoint
+from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.optim import param_groups
+from dlfp.errors import DlfpError
 from dlfp.models.mlp import MLP
 from dlfp.models.mlp_sgd import MLPSGDStep
 from dlfp.report import main as report_main
-from dlfp.tasks.regression import Grid, lr_setter, make_update
+from dlfp.tasks.regression import Grid, make_update
 
+CPU = setup_hardware(OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False,
+                                       "channels_last": False, "threads": None, "deterministic": True}))
+NO_EXTRAS = OmegaConf.create({"grad_clip": None, "accumulate": 1})
 TINY = ["experiment=regression", "hardware=cpu", "train.steps=60", "train.log_every=20",
         "train.eval_every=40"]
 
@@ -55,19 +60,20 @@ def test_hand_written_step_matches_autograd_and_torch_sgd(sgd):
     nets = [MLP(depth=2, width=32, input_mean=0.5, input_std=0.3)]
     nets.append(MLP(depth=2, width=32, input_mean=0.5, input_std=0.3))
     nets[1].load_state_dict(nets[0].state_dict())
-    updates, schedules = [], []
+    updates = []
     for net, fast in zip(nets, (False, True)):
         optimizer = torch.optim.SGD(param_groups(net, sgd.get("weight_decay", 0.0)), lr=0.05,
                                     **{k: v for k, v in sgd.items() if k != "weight_decay"})
-        updates.append(make_update(net, optimizer, fast_mlp_step=fast))
-        schedules.append(lr_setter(optimizer, lambda step: 1 / (1 + step)))
-    assert isinstance(updates[1].__self__, MLPSGDStep)
+        updates.append(make_update(net, optimizer, fast, CPU, NO_EXTRAS))
+    assert updates[0].manual_step is None and updates[1].manual_step is not None
     for step in range(12):
         x = torch.rand(7, 1)
         y = sin_10pi_x4(x)
-        for update, set_lr in zip(updates, schedules):
-            set_lr(step)
-            update(x, y)
+        losses = []
+        for update in updates:
+            update.set_lr(1 / (1 + step))  # the driver's schedule mechanism
+            losses.append(update({"x": x, "y": y})[0])
+        torch.testing.assert_close(losses[1], losses[0])  # both report the batch MSE
     assert not torch.equal(nets[0].layers[0].weight, MLP(depth=2, width=32).layers[0].weight)
     for (name, a), b in zip(nets[0].state_dict().items(), nets[1].state_dict().values()):
         torch.testing.assert_close(b, a, msg=name)
@@ -78,8 +84,9 @@ def test_other_optimisers_and_models_update_through_autograd():
     assert not MLPSGDStep.supports(net, torch.optim.Adam(net.parameters()))
     assert not MLPSGDStep.supports(nn.Sequential(nn.Linear(1, 1)), torch.optim.SGD(net.parameters(), lr=0.1))
     before = net.layers[0].weight.clone()
-    make_update(net, torch.optim.Adam(net.parameters(), lr=0.1), fast_mlp_step=True)(
-        torch.rand(4, 1), torch.rand(4, 1))
+    update = make_update(net, torch.optim.Adam(net.parameters(), lr=0.1), True, CPU, NO_EXTRAS)
+    assert update.manual_step is None
+    update({"x": torch.rand(4, 1), "y": torch.rand(4, 1)})
     assert not torch.equal(before, net.layers[0].weight)
 
 
@@ -130,8 +137,8 @@ def test_data_is_seeded_and_checked():
 
 @pytest.mark.parametrize("override, key", [
     ("dataset.nn=5", "nn"),
-    ("regression.mse_tolerence=1e-3", "mse_tolerence"),
-    ("regression.mse_tolerance=small", "mse_tolerance"),
+    ("train.stop_losz=1e-3", "stop_losz"),
+    ("train.stop_loss=small", "stop_loss"),
     ("model.depth=three", "depth"),
 ])
 def test_config_errors_name_the_key(override, key):
@@ -166,13 +173,14 @@ def test_tiny_run_is_deterministic_and_stops_at_tolerance(tmp_path):
     assert [r["step"] for r in records if r["split"] == "grid"] == [0, 40, 60]
     assert (tmp_path / "a" / "plots" / "fit.png").stat().st_size > 0
     assert (tmp_path / "a" / "plots" / "loss.png").stat().st_size > 0
-    weights = torch.load(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
+    weights = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["update"]["model"]
     assert float(weights["input_mean"]) == 0.5  # standardised by U[0, 1]'s moments
     assert float(weights["input_std"]) == pytest.approx(12 ** -0.5)
     # autograd updates give the same run as the hand-written step
-    assert run_inprocess(mini + ["regression.fast_mlp_step=false"], tmp_path / "e")["metrics"] == first["metrics"]
+    autograd = run_inprocess(mini + ["regression.fast_mlp_step=false"], tmp_path / "e")
+    assert autograd["metrics"] == first["metrics"]
     # a loose tolerance stops at the first check, and the returned MSE honours it
-    loose = run_inprocess(TINY + ["dataset.n=16", "regression.mse_tolerance=10"], tmp_path / "d")
+    loose = run_inprocess(TINY + ["dataset.n=16", "train.stop_loss=10"], tmp_path / "d")
     assert loose["metrics"]["steps"] == 0 and loose["metrics"]["train_mse"] <= 10
 
 

@@ -12,18 +12,20 @@ import torch
 import torch.nn.functional as F
 from conftest import compose_config, read_summary, run_cli, run_inprocess
 from threadpoolctl import threadpool_limits
+from torch import nn
 
-from dlfp.data.loader import InMemoryLoader
+from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
+from dlfp.data.transforms import build_transforms
 from dlfp.engine.hardware import Hardware
 from dlfp.engine.metrics import MetricLog
+from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.models.patch_mlp import PatchMLP
-from dlfp.run import Run
 from dlfp.scratch.gradcheck import TOLERANCE, check_layer, check_loss, check_network, relative_error
 from dlfp.scratch.layers import Flatten, Linear, PatchEmbedding, ReLU
 from dlfp.scratch.loss import SoftmaxCrossEntropy
-from dlfp.scratch.network import build_patch_mlp
+from dlfp.scratch.network import Network, build_patch_mlp
 from dlfp.scratch.sgd import SGD
 from dlfp.scratch.twin import (
     STEP_TOLERANCE,
@@ -56,8 +58,8 @@ def one_thread():
 def mnist_batches() -> list[tuple[np.ndarray, np.ndarray]]:
     """The first 100 batches of 32 the mnist_nn runs train on, as float64."""
     data = load_mnist5k("mnist5k")
-    loader = InMemoryLoader(data.train, 32, data.mean, data.std, shuffle=True, seed=0)
-    return [(x.numpy().astype(np.float64), y.numpy()) for x, y in loader.epoch(0)][:100]
+    loader = Loader(data.train, 32, shuffle=True, seed=0, transforms=build_transforms(["standardize"], data))
+    return [(b["x"].numpy().astype(np.float64), b["y"].numpy()) for b in loader.epoch(0)][:100]
 
 
 def away_from_kink(x: np.ndarray, margin: float = 1e-3) -> np.ndarray:
@@ -107,6 +109,35 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits_and_matches_torch() -> 
     assert rel_diff(grad, lt.grad.numpy()) < 1e-12
     with pytest.raises(RuntimeError, match="forward first"):
         loss_fn.backward()
+
+
+@pytest.mark.parametrize("bad", [-1, 3, 100])
+def test_labels_outside_the_classes_are_refused_as_torch_refuses_them(bad: int) -> None:
+    logits, labels = np.zeros((2, 3)), np.array([0, bad])
+    with pytest.raises(IndexError):  # what PyTorch does with the same labels
+        F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        SoftmaxCrossEntropy().forward(logits, labels)
+
+
+def test_unnamed_layers_get_unique_names_and_duplicates_are_refused() -> None:
+    rng = np.random.default_rng(0)
+    net = Network([Linear(3, 3, rng=rng, dtype=np.float64), ReLU(), Linear(3, 3, rng=rng, dtype=np.float64)],
+                  np.float64)
+    names = [name for name, _, _ in net.parameters()]
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]  # as nn.Sequential names them
+    assert set(net.state_dict()) == set(names)  # nothing dropped
+    twin = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 3)).double()
+    assert list(twin.state_dict()) == names
+    sgd = SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for _, _, grad in net.parameters():
+        grad[...] = 1.0
+    sgd.step()
+    assert set(sgd.buffers) == set(names)  # one momentum buffer per parameter, none shared
+    a, b = Linear(3, 3, rng=rng, dtype=np.float64), Linear(3, 3, rng=rng, dtype=np.float64)
+    a.name = b.name = "fc"
+    with pytest.raises(ValueError, match=r"layer names must be unique, but \['fc'\]"):
+        Network([a, ReLU(), b], np.float64)
 
 
 # ---- gradients against finite differences (float64, < 1e-6) ----
@@ -313,7 +344,8 @@ def test_mnist_nn_numpy_through_the_cli(tmp_path: Path) -> None:
     for name in ("train_loss", "val_loss", "val_error", "confusion"):
         assert (run_dir / "plots" / f"{name}.png").stat().st_size > 1000
     with np.load(run_dir / "checkpoints" / "last.npz", allow_pickle=False) as ckpt:
-        assert int(ckpt["step"]) == 60
+        assert int(ckpt["step"]) == 60 and "update/params/embed.weight" in ckpt.files
+        assert json.loads(str(ckpt["model_config"]))["hidden"] == [256]
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path, no_plots) -> None:

@@ -17,11 +17,11 @@ from scipy.signal import correlate2d
 
 from dlfp.data import Split
 from dlfp.data.downsample import area_downsample
-from dlfp.data.mnist5k import load_mnist5k
+from dlfp.data.images import stratified_subset
 from dlfp.errors import DlfpError
 from dlfp.features.gabor import gabor_bank, gabor_features, gabor_kernel
 from dlfp.tasks.compare import compose_experiment
-from dlfp.tasks.svm import build_bank, build_classifier, stratified_subset, to_unit_images
+from dlfp.tasks.svm import build_bank, build_classifier, to_unit_images
 
 SVM_TINY = ["experiment=mnist_svm", "hardware=cpu", "dataset.train_size=500"]
 
@@ -127,18 +127,13 @@ def test_downsampling_is_the_2x2_area_average_on_0_to_1() -> None:
 
 def test_training_subset_is_stratified_seeded_and_bounded() -> None:
     y = torch.arange(10).repeat_interleave(100)
-    split = Split(torch.arange(1000).view(-1, 1, 1, 1).to(torch.uint8), y)
+    split = Split(x=torch.arange(1000).view(-1, 1, 1, 1).to(torch.uint8), y=y)
     a, b, c = (stratified_subset(split, 200, seed=s) for s in (0, 0, 1))
     assert len(a) == 200 and torch.bincount(a.y).tolist() == [20] * 10
     assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
     assert stratified_subset(split, None, seed=0) is split
     with pytest.raises(DlfpError, match=r"dataset.train_size=1001 is larger than the training split \(1000"):
         stratified_subset(split, 1001, seed=0)
-
-
-def test_loaders_refuse_a_train_size_they_would_ignore() -> None:
-    with pytest.raises(DlfpError, match="dataset.train_size=10 is only read by tasks that subsample"):
-        load_mnist5k(train_size=10)
 
 
 # ---- config errors ----------------------------------------------------------------------------------
@@ -248,6 +243,8 @@ def test_mnist_compare_tabulates_each_method_and_reruns_the_svm_identically(
     assert (run_dir / "plots" / "val_error_networks.png").is_file()
     nn = read_summary(run_dir / "mnist_nn_torch")
     assert nn["metrics"]["steps"] == 40  # the forwarded train.steps reached the network
+    # sub-runs go through the same runner as dlfp-train: the same summary.json
+    assert set(nn) == set(summary) and "train.steps=40" in nn["overrides"]
     assert float(rows[2]["accuracy"]) == nn["metrics"]["val/accuracy"]
     # same seed and subset as the CLI run: the SVM numbers are identical
     alone = read_summary(svm_cli_run)["metrics"]
@@ -257,10 +254,13 @@ def test_mnist_compare_tabulates_each_method_and_reruns_the_svm_identically(
 
 
 def test_compare_forwards_only_the_overrides_an_experiment_has() -> None:
-    cfg = compose_experiment("mnist_nn_torch", ["features.pool_grid=2", "seed=3"], [])
+    cfg, _ = compose_experiment("mnist_nn_torch", ["features.pool_grid=2", "seed=3"], [])
     assert cfg.seed == 3 and cfg.features is None
-    svm = compose_experiment("mnist_svm", ["features.pool_grid=2", "seed=3"], ["dataset.train_size=7"])
+    forwarded = ["features.pool_grid=2", "seed=3", "train.steps=5"]
+    svm, overrides = compose_experiment("mnist_svm", forwarded, ["dataset.train_size=7"])
     assert (svm.features.pool_grid, svm.seed, svm.dataset.train_size) == (2, 3, 7)
+    assert svm.train is None and svm.optimizer is None and svm.schedule is None  # nothing trains
+    assert overrides == ["experiment=mnist_svm", "features.pool_grid=2", "seed=3", "dataset.train_size=7"]
     with pytest.raises(DlfpError, match="cannot compose experiment nope"):
         compose_experiment("nope", [], [])
 

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MNIST, read_summary, run_cli, run_inprocess
+from conftest import TINY_MNIST, kill_and_resume, read_summary, run_cli, run_inprocess
 
 from dlfp.engine.checkpoint import load_checkpoint
 
@@ -47,24 +42,9 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path) -> None
 def test_killed_run_resumed_ends_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
     overrides = [*TINY_MNIST, "train.steps=3000", "train.eval_every=500", "train.log_every=100",
                  "train.checkpoint_every=250"]
-    killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "dlfp.train", *overrides, f"hydra.run.dir={killed}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = killed / "checkpoints" / "last.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (killed / "summary.json").exists()
-    killed_at = load_checkpoint(ckpt)["step"]
-    assert 0 < killed_at < 3000
-
-    run_cli([*overrides, f"hydra.run.dir={killed}", "resume=true"], cwd=tmp_path)
-    straight = run_inprocess(overrides, tmp_path / "straight")
-    assert read_summary(killed)["metrics"] == straight["metrics"]
-    assert (killed / "metrics.jsonl").read_text() == (tmp_path / "straight" / "metrics.jsonl").read_text()
+    killed, straight = kill_and_resume(overrides, tmp_path)
+    assert read_summary(killed)["metrics"] == read_summary(straight)["metrics"]
+    assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
 
 
 def test_resume_without_a_checkpoint_says_how_to_name_the_run(tmp_path: Path) -> None:

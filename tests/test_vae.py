@@ -16,17 +16,19 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from dlfp.data.binarized import ShuffledRows, balanced_indices, binarize, load_binarized
+from dlfp.data.binarized import balanced_indices, binarize, load_binarized
 from dlfp.data.images import ImageData, Split
+from dlfp.data.loader import Loader
 from dlfp.data.mnist import load_mnist
 from dlfp.data.mnist5k import load_mnist5k
 from dlfp.engine.checkpoint import load_checkpoint
+from dlfp.engine.driver import fit
 from dlfp.engine.hardware import setup_hardware
-from dlfp.engine.loop import fit
 from dlfp.engine.metrics import MetricLog
+from dlfp.engine.run import Run
+from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.models.vae import VAE, elbo_terms, gaussian_kl, iwae_bound, negative_elbo
-from dlfp.run import Run
 
 # A few hundred updates on a smaller model: seconds, yet every figure and metric is produced.
 TINY_VAE = [
@@ -93,22 +95,13 @@ def test_real_mnist_gives_1000_per_digit_and_100_validation_images(shared_data: 
 def test_validation_images_come_from_the_validation_split_only() -> None:
     x = torch.arange(40, dtype=torch.uint8).repeat_interleave(16).view(40, 1, 4, 4) * 6
     y = torch.arange(40) % 2
-    data = ImageData("toy", Split(x[:30], y[:30]), Split(x[30:], y[30:]), None, ["a", "b"], (0.0,), (1.0,))
+    data = ImageData("toy", Split(x=x[:30], y=y[:30]), Split(x=x[30:], y=y[30:]), None, ["a", "b"],
+                     (0.0,), (1.0,))
     out = load_binarized(data, _data_cfg(per_class=15, val_images=4, threshold=170.0))
     assert len(out.train) == 30 and len(out.val) == 4
     assert out.val.sum() == 4 * 4  # every validation image (values 180..234) is above 170 everywhere
     with pytest.raises(DlfpError, match="val_images=11 must be between 1 and the 10"):
         load_binarized(data, _data_cfg(per_class=15, val_images=11))
-
-
-def test_shuffled_rows_cover_each_epoch_once_and_resume_mid_epoch() -> None:
-    x = torch.arange(10.0).view(10, 1)
-    loader = ShuffledRows(x, 3, seed=1)
-    batches = list(loader.epoch(4))
-    assert len(loader) == 3 and [len(b) for b in batches] == [3, 3, 3]
-    assert len(set(torch.cat(batches).view(-1).tolist())) == 9
-    assert torch.equal(torch.cat(list(loader.epoch(4, start=1))), torch.cat(batches[1:]))
-    assert not torch.equal(torch.cat(list(loader.epoch(5))), torch.cat(batches))
 
 
 # ---- the model, the loss, the bounds ------------------------------------------------------------
@@ -201,11 +194,11 @@ def trained_vae() -> tuple[VAE, torch.Tensor]:
     data = load_binarized(load_mnist5k(val_size=100), _data_cfg())
     model = VAE()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loader = ShuffledRows(data.train, 100, seed=0)
+    loader = Loader(Split(x=data.train), 100, shuffle=True, seed=0)
     step = 0
     for epoch in range(10):
-        for x in loader.epoch(epoch):
-            loss, _ = negative_elbo(model, x, 2)
+        for batch in loader.epoch(epoch):
+            loss, _ = negative_elbo(model, batch["x"], 2)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -242,21 +235,20 @@ class _Rows:
 
     def epoch(self, epoch: int, start: int = 0):
         for i in range(start, 4):
-            yield torch.full((2, 3), float(epoch * 4 + i))
+            yield {"x": torch.full((2, 3), float(epoch * 4 + i))}
 
 
 def _fit(tmp_path: Path, step_loss) -> list[dict]:
     model = nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the loss stays a known function of x
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    train_cfg = OmegaConf.create({"log_every": 2, "eval_every": 100, "checkpoint_every": 100,
-                                  "grad_clip": None})
+    train_cfg = OmegaConf.create({"steps": 6, "epochs": None, "log_every": 2, "eval_every": 100,
+                                  "checkpoint_every": 100, "grad_clip": None})
     hw = setup_hardware(OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False,
                                           "channels_last": False, "threads": None,
                                           "deterministic": True}))
     run = Run(cfg=OmegaConf.create({}), dir=tmp_path, hw=hw, metrics=MetricLog(tmp_path / "m.jsonl"))
-    fit(model, _Rows(), step_loss, lambda net: {}, run=run, optimizer=opt, scheduler=sched, steps=6,
-        train_cfg=train_cfg)
+    fit(TorchUpdate(model, opt, lambda net, batch: step_loss(net, batch["x"]), hw, train_cfg), _Rows(),
+        None, run=run, train_cfg=train_cfg)
     return run.metrics.records("train")
 
 
@@ -327,21 +319,19 @@ def _sample_script():
 def test_sampling_rebuilds_the_saved_model_exactly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     script = _sample_script()
     run_dir = tmp_path / "run"
-    cfg = compose_config([*TINY_VAE, "train.steps=5", "model.hidden=16"])
     run_inprocess([*TINY_VAE, "train.steps=5", "model.hidden=16"], run_dir)
-    # what Hydra writes for a CLI run (run_inprocess skips it)
-    (run_dir / ".hydra").mkdir()
-    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    OmegaConf.save(job_cfg, run_dir / ".hydra" / "config.yaml")
-    model = script.load_vae(run_dir)
-    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    # the checkpoint alone rebuilds the model: no config files are needed
+    moved = tmp_path / "elsewhere.pt"
+    (run_dir / "checkpoints" / "last.pt").rename(moved)
+    model = script.load_vae(moved)
+    saved = load_checkpoint(moved)["update"]["model"]
     assert model.decoder[0].out_features == 16
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     a, b = script.sample(model, 4, seed=2), script.sample(model, 4, seed=2)
     assert a.shape == (4, 14, 14) and torch.equal(a, b)
     assert set(script.sample(model, 4, seed=2, threshold=0.5).unique().tolist()) <= {0.0, 1.0}
     assert script.main([str(tmp_path)]) == 1
-    assert "not a VAE run directory" in capsys.readouterr().err
+    assert "no checkpoint" in capsys.readouterr().err
 
 
 def test_resumed_vae_run_ends_identical_to_a_straight_one(tmp_path: Path) -> None:

@@ -107,25 +107,3 @@ def load_binarized(data: ImageData, cfg: DictConfig) -> BinaryImages:
         len(images.val), n_val,
     )
     return images
-
-
-class ShuffledRows:
-    """Minibatches of rows of a tensor already on the device, reshuffled every epoch.
-
-    The order of an epoch is seeded by (seed, epoch), so a resumed run sees the same batches as an
-    uninterrupted one (the engine's loader protocol: ``len`` and ``epoch(epoch, start)``).
-    """
-
-    def __init__(self, x: torch.Tensor, batch_size: int, seed: int = 0) -> None:
-        if not 0 < batch_size <= len(x):
-            raise DlfpError(f"train.batch_size={batch_size} must be between 1 and the {len(x)} images")
-        self.x, self.batch_size, self.seed = x, batch_size, seed
-
-    def __len__(self) -> int:
-        return len(self.x) // self.batch_size
-
-    def epoch(self, epoch: int, start: int = 0):
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.x), generator=gen).to(self.x.device)
-        for i in range(start, len(self)):
-            yield self.x[order[i * self.batch_size : (i + 1) * self.batch_size]]

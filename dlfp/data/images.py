@@ -1,8 +1,12 @@
-"""The in-memory form every image dataset loads into, and a seeded stratified split."""
+"""The in-memory form every dataset loads into: named tensor fields per split, and seeded
+stratified splits and subsets."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,26 +14,43 @@ import torch
 from dlfp.errors import DlfpError
 
 
-@dataclass
 class Split:
-    """Images as uint8 (N, C, H, W) and integer labels (N,)."""
+    """Named tensors with one row per example: images ``x`` and labels ``y``, tokens, points, ...
 
-    x: torch.Tensor
-    y: torch.Tensor
+    Fields are read as attributes (``split.x``) or by name (``split["x"]``).
+    """
+
+    def __init__(self, **fields: torch.Tensor) -> None:
+        sizes = {name: len(t) for name, t in fields.items()}
+        if not fields or len(set(sizes.values())) != 1:
+            raise ValueError(f"a split needs fields of one common length, got {sizes}")
+        self.fields = fields
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        fields = self.__dict__.get("fields", {})
+        if name in fields:
+            return fields[name]
+        raise AttributeError(f"split has no field {name!r} (fields: {', '.join(fields)})")
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.fields[name]
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(next(iter(self.fields.values())))
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
+        return Split(**{k: v.to(device) for k, v in self.fields.items()})
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(**{k: v[index] for k, v in self.fields.items()})
 
 
 @dataclass
 class ImageData:
     """Train/validation (and optional test) splits of one image classification dataset.
 
-    ``mean``/``std`` are per-channel statistics of the training images on the 0..1 scale; the
-    loader normalises with them.
+    ``mean``/``std`` are per-channel statistics of the training images on the 0..1 scale, for the
+    ``standardize`` batch transform.
     """
 
     name: str
@@ -52,6 +73,15 @@ class ImageData:
         return splits
 
 
+def image_data(name: str, train: Split, val: Split, test: Split | None, classes: list[str],
+               train_size: int | None, subset_seed: int) -> ImageData:
+    """Finish loading: take the ``dataset.train_size`` subset of the training split, then its
+    channel statistics (of the images actually trained on)."""
+    train = stratified_subset(train, train_size, subset_seed)
+    mean, std = channel_stats(train.x)
+    return ImageData(name=name, train=train, val=val, test=test, classes=classes, mean=mean, std=std)
+
+
 def stratified_holdout(labels: np.ndarray, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, holdout) with ``holdout`` items spread over classes in proportion.
 
@@ -71,22 +101,35 @@ def stratified_holdout(labels: np.ndarray, holdout: int, seed: int) -> tuple[np.
     return keep_idx, held_idx
 
 
-def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W), on the 0..1 scale."""
-    xf = x.float().div_(255)
-    mean = xf.mean(dim=(0, 2, 3))
-    std = xf.std(dim=(0, 2, 3))
-    return tuple(mean.tolist()), tuple(std.tolist())
-
-
-def refuse_train_size(train_size: int | None) -> None:
-    """Loaders always return the whole training split: ``dataset.train_size`` is applied by the
-    tasks that subsample it themselves (task=svm, seeded by the run seed), so a loader that is
-    handed one was called by a task that would silently ignore it."""
-    if train_size is not None:
+def stratified_subset(split: Split, size: int | None, seed: Any) -> Split:
+    """``dataset.train_size`` examples with the class proportions of ``split`` (its ``y`` field),
+    chosen by ``seed`` (``dataset.subset_seed``, the run seed by default); None keeps them all."""
+    if size is None or size == len(split):
+        return split
+    if size > len(split):
         raise DlfpError(
-            f"dataset.train_size={train_size} is only read by tasks that subsample the training split "
-            "themselves (experiment=mnist_svm); this task trains on the whole split. Remove "
-            "dataset.train_size (in mnist_compare, set it for the SVM alone with "
-            "'compare.overrides.mnist_svm=[\"dataset.train_size=N\"]')."
+            f"dataset.train_size={size} is larger than the training split ({len(split)} images); "
+            f"use dataset.train_size <= {len(split)} or null for all of them"
         )
+    classes = int(split.y.unique().numel())
+    if size < classes:
+        raise DlfpError(f"dataset.train_size={size} must be at least the number of classes ({classes})")
+    _, chosen = stratified_holdout(split.y.numpy(), size, int(seed))
+    return split.subset(torch.from_numpy(chosen))
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (sample) std of uint8 images (N, C, H, W), on the 0..1 scale.
+
+    Computed exactly from each channel's histogram of the 256 pixel values (integer sums, one
+    rounding at the end), so the statistics, and every run normalised by them, are the same on
+    any machine and with any number of threads; a float32 mean over millions of pixels is not.
+    """
+    values = torch.arange(256, dtype=torch.int64)
+    means, stds = [], []
+    for channel in x.transpose(0, 1):
+        counts = torch.bincount(channel.flatten(), minlength=256)
+        n, total, squares = int(counts.sum()), int(counts @ values), int(counts @ values**2)
+        means.append(total / (n * 255))
+        stds.append(math.sqrt(Fraction(n * squares - total * total, n * (n - 1) * 255 * 255)))
+    return tuple(means), tuple(stds)

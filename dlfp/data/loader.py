@@ -1,82 +1,95 @@
-"""Minibatches straight from tensors that already sit on the training device.
+"""The one loader: minibatches of named tensor fields that already sit on the training device.
 
-No worker processes and no per-sample Python: a batch is one index gather plus one fused
-normalisation. Shuffling is a permutation seeded by (seed, epoch), so any step of any epoch can be
-reproduced exactly when a run resumes.
+No worker processes and no per-sample Python: rows are gathered a chunk at a time with one
+``index_select`` per field, each batch is a view into the chunk, and per-batch transforms are
+batched tensor functions. Each epoch's order is a permutation seeded by (seed, epoch), so any step
+of any epoch is reproduced exactly when a run resumes, and it is sharded by rank for data-parallel
+training: rank r of w takes every w-th index of the permutation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
 from dlfp.data.images import Split
+from dlfp.data.transforms import Transform
 
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Batch = dict[str, torch.Tensor]
 
 
-class InMemoryLoader:
-    CHUNK_IMAGES = 2048  # images gathered and normalised at once (whole batches, at least one)
+class Loader:
+    CHUNK_ROWS = 2048  # rows gathered at once (whole batches, at least one)
 
     def __init__(
         self,
         split: Split,
         batch_size: int,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
         *,
         shuffle: bool,
         seed: int = 0,
         drop_last: bool | None = None,
-        augment: Augment | None = None,
+        transforms: Sequence[Transform] = (),
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.x, self.y = split.x, split.y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} must lie in [0, world_size={world_size})")
+        self.fields = split.fields
+        self.rows = len(split) // world_size * world_size  # equal shards: the remainder is dropped
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
         self.drop_last = shuffle if drop_last is None else drop_last
-        self.augment = augment
-        device = self.x.device
-        std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self._scale = 1.0 / (255.0 * std_t)  # x_norm = x_uint8 * scale + shift
-        self._shift = -mean_t / std_t
-        if self.drop_last and len(self.y) < batch_size:
-            raise ValueError(f"{len(self.y)} examples cannot fill one batch of {batch_size}")
+        self.transforms = list(transforms)
+        self.device = next(iter(self.fields.values())).device
+        if self.drop_last and self.shard_rows < batch_size:
+            raise ValueError(f"{self.shard_rows} examples cannot fill one batch of {batch_size}")
+
+    @property
+    def shard_rows(self) -> int:
+        return self.rows // self.world_size
 
     def __len__(self) -> int:
-        n = len(self.y)
+        n = self.shard_rows
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def order(self, epoch: int) -> torch.Tensor:
+        """This rank's row indices for ``epoch``. A split that is one batch in one shard keeps its
+        stored order (shuffling it would change nothing but the rounding of the batch's sums)."""
+        if self.shuffle and not (self.world_size == 1 and self.rows <= self.batch_size):
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(len(next(iter(self.fields.values()))), generator=gen)
+        else:
+            order = torch.arange(self.rows)
+        return order[: self.rows][self.rank :: self.world_size].to(self.device)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """The batches of one epoch, beginning at batch index ``start``.
 
-        Images are gathered and normalised about ``CHUNK_IMAGES`` at a time (one large gather
-        instead of many small ones, whose fixed cost per call would rival a small model's step,
-        yet small enough to stay in cache); each batch is then a view into the chunk.
+        Rows are gathered about ``CHUNK_ROWS`` at a time: one large gather instead of many small
+        ones, whose fixed cost per call would rival a small model's step.
         """
-        n = len(self)
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(len(self.y), generator=gen).to(self.x.device)
-        else:
-            order = torch.arange(len(self.y), device=self.x.device)
-        bs = self.batch_size
-        chunk = max(1, self.CHUNK_IMAGES // bs)
+        n, bs = len(self), self.batch_size
+        order = self.order(epoch)
+        chunk = max(1, self.CHUNK_ROWS // bs)
         for first in range(start, n, chunk):
             last = min(first + chunk, n)
             idx = order[first * bs : last * bs]
             # index_select, not x[idx]: advanced indexing is far slower on uint8 images on CPU
-            xs = self.x.index_select(0, idx).float().mul_(self._scale).add_(self._shift)
-            ys = self.y.index_select(0, idx)
+            gathered = {k: v.index_select(0, idx) for k, v in self.fields.items()}
             for i in range(first, last):
-                sl = slice((i - first) * bs, (i - first + 1) * bs)
-                xb = xs[sl]
-                if self.augment is not None:
-                    gen = torch.Generator(device=self.x.device)
-                    gen.manual_seed((self.seed * 1_000_003 + epoch) * 100_003 + i)
-                    xb = self.augment(xb, gen)
-                yield xb, ys[sl]
+                rows = slice((i - first) * bs, (i - first + 1) * bs)
+                batch = {k: v[rows] for k, v in gathered.items()}
+                yield self._transform(batch, epoch, i)
+
+    def _transform(self, batch: Batch, epoch: int, index: int) -> Batch:
+        gen = None
+        if any(t.random for t in self.transforms):
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(((self.seed * 1_000_003 + epoch) * 100_003 + index) * 1_009 + self.rank)
+        for transform in self.transforms:
+            batch = transform(batch, gen)
+        return batch

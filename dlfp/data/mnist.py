@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dlfp.data.idx import read_idx
-from dlfp.data.images import ImageData, Split, channel_stats, refuse_train_size, stratified_holdout
+from dlfp.data.images import ImageData, Split, image_data, stratified_holdout
 from dlfp.errors import DlfpError
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,10 @@ def load_mnist(
     val_size: int = 5000,
     split_seed: int = 0,
     train_size: int | None = None,
+    subset_seed: int = 0,
 ) -> ImageData:
-    """Train (60,000 - val_size), a stratified validation hold-out, and the 10,000 test images."""
-    refuse_train_size(train_size)
+    """Train (60,000 - val_size, or its ``train_size`` subset), a stratified validation hold-out,
+    and the 10,000 test images."""
     if name not in VARIANTS:
         raise DlfpError(f"dataset.name={name!r} is not one of {sorted(VARIANTS)}")
     folder, _, classes = VARIANTS[name]
@@ -56,17 +57,15 @@ def load_mnist(
     if not 0 < val_size < len(train_y):
         raise DlfpError(f"dataset.val_size={val_size} must be between 1 and {len(train_y) - 1}")
     keep, held = stratified_holdout(train_y, val_size, split_seed)
-    to_split = lambda x, y: Split(torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y))  # noqa: E731
-    train = to_split(train_x[keep], train_y[keep])
-    mean, std = channel_stats(train.x)
-    return ImageData(
-        name=name,
-        train=train,
+    to_split = lambda x, y: Split(x=torch.from_numpy(x.copy()).unsqueeze(1), y=torch.from_numpy(y))  # noqa: E731
+    return image_data(
+        name,
+        train=to_split(train_x[keep], train_y[keep]),
         val=to_split(train_x[held], train_y[held]),
         test=to_split(arrays["test_images"], arrays["test_labels"].astype(np.int64)),
         classes=classes,
-        mean=mean,
-        std=std,
+        train_size=train_size,
+        subset_seed=subset_seed,
     )
 
 

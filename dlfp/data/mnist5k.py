@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlfp.data.images import ImageData, Split, channel_stats, refuse_train_size, stratified_holdout
+from dlfp.data.images import ImageData, Split, image_data, stratified_holdout
 from dlfp.errors import DlfpError
 
 
@@ -33,23 +33,15 @@ def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_mnist5k(
-    name: str = "mnist5k", val_size: int = 1000, split_seed: int = 0, train_size: int | None = None
+    name: str = "mnist5k", val_size: int = 1000, split_seed: int = 0, train_size: int | None = None,
+    subset_seed: int = 0,
 ) -> ImageData:
-    """A fixed stratified train/validation split of the 5,000 digits; there is no test split."""
-    refuse_train_size(train_size)
+    """A fixed stratified train/validation split of the 5,000 digits (the training split, or its
+    ``train_size`` subset); there is no test split."""
     x, y = read_mnist5k()
     if not 0 < val_size < len(y):
         raise DlfpError(f"dataset.val_size={val_size} must be between 1 and {len(y) - 1}")
     keep, held = stratified_holdout(y, val_size, split_seed)
-    split = lambda idx: Split(torch.from_numpy(x[idx]).unsqueeze(1), torch.from_numpy(y[idx]))  # noqa: E731
-    train = split(keep)
-    mean, std = channel_stats(train.x)
-    return ImageData(
-        name=name,
-        train=train,
-        val=split(held),
-        test=None,
-        classes=[str(d) for d in range(10)],
-        mean=mean,
-        std=std,
-    )
+    split = lambda idx: Split(x=torch.from_numpy(x[idx]).unsqueeze(1), y=torch.from_numpy(y[idx]))  # noqa: E731
+    return image_data(name, train=split(keep), val=split(held), test=None,
+                      classes=[str(d) for d in range(10)], train_size=train_size, subset_seed=subset_seed)

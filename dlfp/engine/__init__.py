@@ -1,1 +1,2 @@
-"""The shared torch machinery: device setup, optimisers, the training loop, checkpoints, metrics."""
+"""The training machinery every study shares: the one driver (``driver.fit``), updates, lr
+schedules, EMA, checkpoints, the metric log, device and thread setup."""

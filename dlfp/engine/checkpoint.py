@@ -1,7 +1,9 @@
-"""Atomic checkpoints that load with ``torch.load(weights_only=True)``.
+"""Atomic checkpoints that load without unpickling: ``torch.load(weights_only=True)`` for ``.pt``
+files, ``np.load(allow_pickle=False)`` for the NumPy network's ``.npz`` files.
 
-Every RNG state (Python, NumPy, torch CPU and CUDA) is stored as plain tensors and numbers, so a
-resumed run draws exactly the random numbers the uninterrupted run would have drawn.
+A checkpoint is a nested dict of tensors, arrays, numbers and strings. Every RNG state (Python,
+NumPy, torch CPU and CUDA) is stored as plain tensors and numbers, so a resumed run draws exactly
+the random numbers the uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate((3, tuple(state["python"].tolist()), None))
+    """Restore what ``rng_state`` saved, read back from either checkpoint format."""
+    random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
     has_gauss, gauss = state["numpy_gauss"]
-    keys = state["numpy_keys"].numpy().astype(np.uint32)
-    np.random.set_state(("MT19937", keys, state["numpy_pos"], int(has_gauss), gauss))
-    torch.set_rng_state(state["torch"])
+    keys = np.asarray(state["numpy_keys"]).astype(np.uint32)
+    np.random.set_state(("MT19937", keys, int(state["numpy_pos"]), int(has_gauss), float(gauss)))
+    torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -46,12 +49,44 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, then rename: a kill never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
+    if path.suffix == ".npz":
+        with tmp.open("wb") as f:
+            np.savez(f, **_flatten(state))
+    else:
+        torch.save(state, tmp)
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as saved:
+            return _unflatten({key: saved[key] for key in saved.files})
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _flatten(state: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict -> {"a/b": array}; tensors become arrays, scalars and strings 0-d arrays."""
+    flat: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "/"))
+        elif isinstance(value, torch.Tensor):
+            flat[name] = value.detach().cpu().numpy()
+        elif value is not None:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, key = name.split("/")
+        node = state
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value.item() if value.ndim == 0 else value
+    return state
 
 
 def check_resumable(path: Path, run_dir: Path, resume: bool) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from threadpoolctl import threadpool_limits
 
 from dlfp.errors import DlfpError
 
@@ -28,14 +31,12 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_hardware(cfg: DictConfig) -> Hardware:
-    """Pick the device, set threads and determinism; AMP and channels_last apply on CUDA only."""
+    """Pick the device and determinism; AMP and channels_last apply on CUDA only."""
     wanted = str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device)
     if wanted == "cuda" and not torch.cuda.is_available():
         raise DlfpError("hardware=cuda but no CUDA device is available; use hardware=cpu or auto")
     use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
-    if cfg.threads is not None:
-        torch.set_num_threads(int(cfg.threads))
     if cfg.deterministic:
         if use_cuda:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -53,3 +54,26 @@ def setup_hardware(cfg: DictConfig) -> Hardware:
         compile=bool(cfg.compile),
         channels_last=bool(cfg.channels_last) and use_cuda,
     )
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """``hardware.threads``: the intra-op threads of torch and of NumPy's BLAS for the whole run
+    (null keeps both libraries' defaults); both are restored afterwards.
+
+    The small models of the MNIST, VAE and regression studies set 1: their operations are too
+    small to share between cores, and on a busy machine extra spinning threads make a step many
+    times slower (docs/design.md).
+    """
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise DlfpError(f"hardware.threads={threads} must be at least 1 (or null for the default)")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        with threadpool_limits(limits=int(threads), user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)

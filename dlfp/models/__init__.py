@@ -1,1 +1,34 @@
-"""Torch modules, each built from its config node by ``hydra.utils.instantiate``."""
+"""Torch modules, each built from its config node by ``build_model`` (``hydra.utils.instantiate``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from dlfp.errors import DlfpError
+
+
+def build_model(cfg: DictConfig | dict, **extra: Any) -> nn.Module:
+    """``instantiate(cfg, **extra)``, remembering the arguments as ``model.init_config`` so that a
+    checkpoint holds what rebuilds the model (``rebuild_model``) without the run's config files."""
+    if isinstance(cfg, DictConfig):
+        init = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    else:
+        init = dict(cfg)
+    init.update(extra)
+    model = instantiate(init)
+    model.init_config = init
+    return model
+
+
+def rebuild_model(checkpoint: dict[str, Any]) -> nn.Module:
+    """The model of a checkpoint written by the driver, with its weights, in eval mode on the CPU."""
+    if not checkpoint.get("model_config"):
+        raise DlfpError("this checkpoint does not say how to build its model (no model_config)")
+    model = instantiate(json.loads(checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["update"]["model"])
+    return model.eval()

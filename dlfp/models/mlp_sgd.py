@@ -18,7 +18,8 @@ from dlfp.models.mlp import MLP
 
 
 class MLPSGDStep:
-    """``step(x, y)``: one SGD update of ``model`` on the mean squared error of (x, y)."""
+    """``step(x, y)``: one SGD update of ``model`` on the mean squared error of (x, y); returns
+    that error (before the update), as the driver logs it."""
 
     def __init__(self, model: MLP, optimizer: torch.optim.Optimizer) -> None:
         if not self.supports(model, optimizer):
@@ -32,11 +33,14 @@ class MLPSGDStep:
                 and not any(group.get("maximize", False) for group in optimizer.param_groups))
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self._sgd(self._gradients(x, y))
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss, grads = self._gradients(x, y)
+        self._sgd(grads)
+        return loss
 
-    def _gradients(self, x: torch.Tensor, y: torch.Tensor) -> dict[torch.Tensor, torch.Tensor]:
-        """d mean((model(x) - y)^2) / d parameter, by the chain rule through the layers."""
+    def _gradients(self, x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[torch.Tensor, torch.Tensor]]:
+        """mean((model(x) - y)^2) and its gradient by parameter, by the chain rule through the layers."""
         h = (x - self.model.input_mean) / self.model.input_std
         inputs = []  # what each Linear saw: the standardised x, then the ReLU outputs
         last = len(self.linears) - 1
@@ -45,7 +49,9 @@ class MLPSGDStep:
             h = torch.addmm(layer.bias, h, layer.weight.t())
             if i < last:
                 h = h.clamp_min_(0)
-        grad = (h - y).mul_(2.0 / h.numel())  # d loss / d output
+        residual = h - y
+        loss = residual.pow(2).mean()
+        grad = residual.mul_(2.0 / h.numel())  # d loss / d output
         grads: dict[torch.Tensor, torch.Tensor] = {}
         for i in range(last, -1, -1):
             layer = self.linears[i]
@@ -53,7 +59,7 @@ class MLPSGDStep:
             grads[layer.bias] = grad.sum(0)
             if i > 0:  # through the weights, then through the ReLU that produced inputs[i]
                 grad = grad.mm(layer.weight).mul_(inputs[i] > 0)
-        return grads
+        return loss, grads
 
     def _sgd(self, grads: dict[torch.Tensor, torch.Tensor]) -> None:
         """torch.optim.SGD's rule (weight decay, momentum, dampening, Nesterov) as its multi-tensor

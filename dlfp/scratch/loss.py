@@ -18,7 +18,10 @@ class SoftmaxCrossEntropy:
         """The mean loss over the batch (per-example losses are kept in ``losses``)."""
         if logits.ndim != 2 or labels.shape != (len(logits),):
             raise ValueError(f"expected logits (N, K) and labels (N,), got {logits.shape} and {labels.shape}")
-        n = len(logits)
+        n, classes = logits.shape
+        if n and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"labels must lie in [0, {classes}), got values from {labels.min()} to "
+                             f"{labels.max()}")
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         sums = exp.sum(axis=1, keepdims=True)

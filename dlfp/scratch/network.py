@@ -13,11 +13,20 @@ class Network:
     """Layers applied in order; backward runs them in reverse.
 
     Parameter names are ``<layer name>.<param>`` and equal the ``state_dict`` keys of the PyTorch
-    model with the same architecture, so weights move between the two by name.
+    model with the same architecture, so weights move between the two by name. A layer without a
+    name is named by its position, as ``nn.Sequential`` names its children; two layers of one name
+    are refused (they would share momentum buffers and hide each other in ``state_dict``).
     """
 
     def __init__(self, layers: Sequence[Layer], dtype: np.dtype, arch: dict | None = None) -> None:
         self.layers = list(layers)
+        for index, layer in enumerate(self.layers):
+            if not layer.name:
+                layer.name = str(index)
+        names = [layer.name for layer in self.layers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"layer names must be unique, but {repeated} name more than one layer")
         self.dtype = np.dtype(dtype)
         self.arch = dict(arch or {})  # the constructor arguments, so a twin can be built from them
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
+from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
-from dlfp.run import Run
 
 Runner = Callable[[DictConfig, Run], dict[str, float]]
 

@@ -1,7 +1,7 @@
 """Supervised image classification with a torch model (the MNIST network, and later CIFAR).
 
-Recipe: load the dataset into memory on the device, build model/optimizer/schedule from config,
-train with the shared loop, then evaluate every split, plot the curves and confusion matrix.
+Recipe: load the dataset into memory on the device, build model and optimizer from config, train
+with the engine's driver, then evaluate every split, plot the curves and confusion matrix.
 """
 
 from __future__ import annotations
@@ -14,64 +14,60 @@ from omegaconf import DictConfig
 from torch import nn
 
 from dlfp.data import ImageData
-from dlfp.data.loader import InMemoryLoader
+from dlfp.data.loader import Loader
+from dlfp.data.transforms import build_transforms
 from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
-from dlfp.engine.loop import fit, total_steps
-from dlfp.engine.optim import build_optimizer, build_schedule
+from dlfp.engine.driver import fit
+from dlfp.engine.optim import build_optimizer
+from dlfp.engine.run import Run
+from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
-from dlfp.run import Run
+from dlfp.models import build_model
 from dlfp.viz.classification import plot_classification
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw = run.hw
     data: ImageData = instantiate(cfg.dataset)
-    model: nn.Module = instantiate(cfg.model)
+    model = build_model(cfg.model)
     _check_model_fits(model, data)
     model.to(hw.device)
     if hw.channels_last:
         model.to(memory_format=torch.channels_last)
+    train_loader, eval_loaders = image_loaders(data, cfg, hw.device)
 
-    train_loader = InMemoryLoader(
-        data.train.to(hw.device), cfg.train.batch_size, data.mean, data.std,
-        shuffle=True, seed=cfg.seed,
-    )
-    eval_loaders = {
-        split: InMemoryLoader(s.to(hw.device), cfg.train.eval_batch_size, data.mean, data.std,
-                              shuffle=False)
-        for split, s in data.eval_splits.items()
-    }
-    steps = total_steps(cfg.train, len(train_loader))
-    optimizer = build_optimizer(cfg.optimizer, model)
-    scheduler = build_schedule(cfg.schedule, optimizer, steps)
+    def step_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(net(batch["x"]), batch["y"])
 
-    def step_loss(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(net(x), y)
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    result = fit(update, train_loader,
+                 lambda net: {"val": evaluate(net, eval_loaders["val"], data.num_classes)[0]},
+                 run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume)
 
-    def evaluate_val(net: nn.Module) -> dict[str, dict[str, float]]:
-        return {"val": evaluate(net, eval_loaders["val"], data.num_classes)[0]}
-
-    result = fit(
-        model, train_loader, step_loss, evaluate_val, run=run, optimizer=optimizer,
-        scheduler=scheduler, steps=steps, train_cfg=cfg.train, resume=cfg.resume,
-    )
-
-    model.eval()
-    with torch.no_grad():
-        scores, confusions = score_splits(lambda ld: evaluate(model, ld, data.num_classes), eval_loaders)
-    summary = {"steps": float(result.steps), **scores}
-    run.timings["train_seconds"] = result.train_seconds
+    with update.evaluation() as net:
+        scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
-    return summary
+    return {"steps": float(result.steps), **scores}
 
 
-def evaluate(
-    net: nn.Module, loader: InMemoryLoader, num_classes: int
-) -> tuple[dict[str, float], np.ndarray]:
+def image_loaders(data: ImageData, cfg: DictConfig,
+                  device: torch.device | str) -> tuple[Loader, dict[str, Loader]]:
+    """The shuffled training loader (transforms, then augmentation) and one loader per evaluation
+    split (transforms only), with the splits moved to ``device``."""
+    transforms = build_transforms(cfg.train.transforms, data)
+    augment = build_transforms(cfg.train.augment, data, key="train.augment")
+    train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
+                   transforms=transforms + augment)
+    evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)
+             for split, s in data.eval_splits.items()}
+    return train, evals
+
+
+def evaluate(net: nn.Module, loader: Loader, num_classes: int) -> tuple[dict[str, float], np.ndarray]:
     """Mean cross-entropy, error and accuracy over a split, and its confusion matrix."""
     loss_sum, confusion = 0.0, np.zeros((num_classes, num_classes), dtype=np.int64)
-    for x, y in loader.epoch(0):
+    for batch in loader.epoch(0):
+        x, y = batch["x"], batch["y"]
         logits = net(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         confusion += confusion_matrix(y.cpu().numpy(), logits.argmax(1).cpu().numpy(), num_classes)

@@ -10,11 +10,10 @@ validation-error curves of the networks on one plot.
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -23,10 +22,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlfp.engine.hardware import seed_everything, setup_hardware
+from dlfp.config import CONF_DIR, register_configs
 from dlfp.engine.metrics import MetricLog
+from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
-from dlfp.run import Run
+from dlfp.runner import run_experiment
 from dlfp.viz.curves import plot_curves
 
 log = logging.getLogger("dlfp")
@@ -39,12 +39,16 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     curves: dict[str, list[dict]] = {}
     for name in cfg.compare.experiments:
         extra = list(cfg.compare.overrides.get(name, []))
-        sub_cfg = compose_experiment(name, forwarded, extra)
-        log.info("compare: running %s (task %s) in %s", name, sub_cfg.task, run.dir / name)
-        sub_metrics, sub = run_sub_experiment(sub_cfg, run.dir / name)
+        sub_cfg, sub_overrides = compose_experiment(name, forwarded, extra)
+        sub_dir = run.dir / name
+        log.info("compare: running %s (task %s) in %s", name, sub_cfg.task, sub_dir)
+        sub_dir.mkdir(parents=True, exist_ok=True)
+        (sub_dir / "config.yaml").write_text(OmegaConf.to_yaml(sub_cfg))
+        summary = run_experiment(sub_cfg, sub_dir, sub_overrides)
+        records = MetricLog(sub_dir / "metrics.jsonl").records()
         label = cfg.compare.labels.get(name, name)
-        rows += table_rows(name, label, sub_metrics, sub)
-        val_errors = [r for r in sub.metrics.records("val") if "error" in r]
+        rows += table_rows(name, label, summary, records)
+        val_errors = [r for r in records if r["split"] == "val" and "error" in r]
         if val_errors:
             curves[label] = val_errors
 
@@ -69,8 +73,9 @@ def own_overrides() -> list[str]:
     return kept
 
 
-def compose_experiment(name: str, forwarded: list[str], extra: list[str]) -> DictConfig:
-    """``experiment=<name>`` with the forwarded overrides whose top-level key it has, then ``extra``."""
+def compose_experiment(name: str, forwarded: list[str], extra: list[str]) -> tuple[DictConfig, list[str]]:
+    """``experiment=<name>`` with the forwarded overrides whose top-level key it has, then ``extra``;
+    returns the config and the overrides that made it."""
     base = _compose([f"experiment={name}"], name)
     if base.task == "compare":
         raise DlfpError(f"compare.experiments lists {name}, which is itself a comparison")
@@ -78,12 +83,12 @@ def compose_experiment(name: str, forwarded: list[str], extra: list[str]) -> Dic
     skipped = sorted(set(forwarded) - set(applies))
     if skipped:
         log.info("compare: %s has no use for %s", name, ", ".join(skipped))
-    return _compose([f"experiment={name}", *applies, *extra], name)
+    overrides = [f"experiment={name}", *applies, *extra]
+    return _compose(overrides, name), overrides
 
 
 def _compose(overrides: list[str], name: str) -> DictConfig:
-    from dlfp.train import CONF_DIR  # the dispatcher module registers the schemas on import
-
+    register_configs()
     initialized = GlobalHydra.instance().is_initialized()  # true inside dlfp-train
     context = nullcontext() if initialized else initialize_config_dir(CONF_DIR, version_base="1.3")
     try:
@@ -94,33 +99,15 @@ def _compose(overrides: list[str], name: str) -> DictConfig:
                         f"(overrides {overrides}): {e}") from None
 
 
-def run_sub_experiment(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, float], Run]:
-    """What ``dlfp-train`` does for one run, into ``run_dir``: seed, device, task, summary.json."""
-    from dlfp.tasks import get_task
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    task = get_task(cfg.task)
-    began = time.time()
-    seed_everything(cfg.seed)
-    hw = setup_hardware(cfg.hardware)
-    sub = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=MetricLog(run_dir / "metrics.jsonl"))
-    metrics = task(cfg, sub)
-    sub.timings["wall_seconds"] = round(time.time() - began, 3)
-    summary = {"experiment": cfg.experiment_name, "task": cfg.task, "seed": cfg.seed,
-               "metrics": metrics, "timings": sub.timings, "device": str(hw.device)}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return metrics, sub
-
-
-def table_rows(name: str, label: str, metrics: dict[str, float], sub: Run) -> list[dict]:
+def table_rows(name: str, label: str, summary: dict[str, Any], records: list[dict]) -> list[dict]:
     """SVM runs give one row per feature set; a network run gives one row."""
-    if sub.cfg.task == "svm":
-        split = next((r["split"] for r in sub.metrics.records()), "val")
+    metrics, timings = summary["metrics"], summary["timings"]
+    if summary["task"] == "svm":
+        split = next((r["split"] for r in records), "val")
         return [
             {"key": f"svm_{features}", "method": SVM_ROWS[features], "experiment": name,
              "accuracy": metrics[f"{features}/accuracy"], "split": split,
-             "train_seconds": sub.timings[f"{features}/train_seconds"],
+             "train_seconds": timings[f"{features}/train_seconds"],
              "train_images": int(metrics["train_size"])}
             for features in SVM_ROWS
         ]
@@ -128,7 +115,7 @@ def table_rows(name: str, label: str, metrics: dict[str, float], sub: Run) -> li
     if f"{split}/accuracy" not in metrics:
         raise DlfpError(f"experiment {name} returned no {split}/accuracy metric; it cannot be tabulated")
     return [{"key": name, "method": label, "experiment": name, "accuracy": metrics[f"{split}/accuracy"],
-             "split": split, "train_seconds": sub.timings.get("train_seconds", float("nan")),
+             "split": split, "train_seconds": timings.get("train_seconds", float("nan")),
              "train_images": "all"}]
 
 

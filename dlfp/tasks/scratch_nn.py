@@ -2,32 +2,27 @@
 
 Recipe: load the dataset, build the NumPy network from the ``cfg.model`` fields of ``patch_mlp``
 with weights drawn from a generator seeded by ``cfg.seed``, feed it the very batches the torch run
-sees (the same ``InMemoryLoader`` on the CPU, its tensors viewed as NumPy arrays), train with SGD
-and the configured schedule, then evaluate every split and draw the same figures as classify.
+sees (the same loaders on the CPU, their tensors viewed as NumPy arrays), train with SGD through
+the engine's driver, then evaluate every split and draw the same figures as classify.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from threadpoolctl import threadpool_limits
 
 from dlfp.data import ImageData
-from dlfp.data.loader import InMemoryLoader
+from dlfp.data.loader import Loader
 from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
-from dlfp.engine.loop import total_steps
-from dlfp.engine.optim import lr_factor
+from dlfp.engine.driver import fit
+from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
-from dlfp.run import Run
-from dlfp.scratch.fit import fit
 from dlfp.scratch.loss import SoftmaxCrossEntropy
 from dlfp.scratch.network import Network, build_patch_mlp
 from dlfp.scratch.sgd import SGD
+from dlfp.scratch.update import ScratchUpdate
+from dlfp.tasks.classify import image_loaders
 from dlfp.viz.classification import plot_classification
 
 PATCH_MLP = "dlfp.models.patch_mlp.PatchMLP"
@@ -38,29 +33,17 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     _check_supported(cfg, run)
     data: ImageData = instantiate(cfg.dataset)
     net = build_network(cfg.model, data, seed=cfg.seed)
-
-    train_loader = InMemoryLoader(data.train, cfg.train.batch_size, data.mean, data.std,
-                                  shuffle=True, seed=cfg.seed)
-    eval_loaders = {
-        split: InMemoryLoader(s, cfg.train.eval_batch_size, data.mean, data.std, shuffle=False)
-        for split, s in data.eval_splits.items()
-    }
-    steps = total_steps(cfg.train, len(train_loader))
+    train_loader, eval_loaders = image_loaders(data, cfg, "cpu")
     sgd = SGD(net.parameters(), lr=float(cfg.optimizer.lr), momentum=float(cfg.optimizer.momentum),
               weight_decay=float(cfg.optimizer.weight_decay), nesterov=bool(cfg.optimizer.nesterov))
+    update = ScratchUpdate(net, sgd, cfg.train.grad_clip)
+    result = fit(update, train_loader,
+                 lambda net: {"val": evaluate(net, eval_loaders["val"], data.num_classes)[0]},
+                 run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume)
 
-    def evaluate_val(net: Network) -> dict[str, dict[str, float]]:
-        return {"val": evaluate(net, eval_loaders["val"], data.num_classes)[0]}
-
-    with cpu_threads(cfg.hardware.threads):
-        result = fit(net, train_loader, evaluate_val, run=run, sgd=sgd,
-                     lr_factor=lr_factor(cfg.schedule, steps), steps=steps, train_cfg=cfg.train,
-                     resume=cfg.resume)
-        scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
-    summary = {"steps": float(result.steps), **scores}
-    run.timings["train_seconds"] = result.train_seconds
+    scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
-    return summary
+    return {"steps": float(result.steps), **scores}
 
 
 def build_network(model_cfg: DictConfig, data: ImageData, seed: int, dtype: np.dtype = np.float32) -> Network:
@@ -88,36 +71,17 @@ def build_network(model_cfg: DictConfig, data: ImageData, seed: int, dtype: np.d
     )
 
 
-def evaluate(net: Network, loader: InMemoryLoader, num_classes: int) -> tuple[dict[str, float], np.ndarray]:
+def evaluate(net: Network, loader: Loader, num_classes: int) -> tuple[dict[str, float], np.ndarray]:
     """Mean cross-entropy, error and accuracy over a split, and its confusion matrix."""
     loss_fn = SoftmaxCrossEntropy()
     loss_sum, confusion = 0.0, np.zeros((num_classes, num_classes), dtype=np.int64)
-    for x, y in loader.epoch(0):
-        logits = net.forward(x.numpy())
-        labels = y.numpy()
+    for batch in loader.epoch(0):
+        logits = net.forward(batch["x"].numpy())
+        labels = batch["y"].numpy()
         loss_fn.forward(logits, labels)
         loss_sum += float(loss_fn.losses.sum(dtype=np.float64))
         confusion += confusion_matrix(labels, logits.argmax(1), num_classes)
     return classification_metrics(loss_sum, confusion), confusion
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: int | None) -> Iterator[None]:
-    """Run NumPy's BLAS and torch (here it only gathers batches) on ``hardware.threads`` threads, or 1.
-
-    One thread is the default because this network's operations are small (a 32 x 392 by 392 x 256
-    product takes a fraction of a millisecond on one core): extra threads mostly synchronise, and
-    when other processes load the machine, spinning BLAS/OpenMP threads make a step many times
-    slower (see the README). Torch's setting is restored afterwards.
-    """
-    n = 1 if threads is None else int(threads)
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_supported(cfg: DictConfig, run: Run) -> None:
@@ -131,6 +95,9 @@ def _check_supported(cfg: DictConfig, run: Run) -> None:
             f"the NumPy network trains with SGD only (got {cfg.optimizer.get('_target_')}); "
             "use optimizer=sgd (momentum, nesterov and weight_decay are supported)"
         )
+    if cfg.train.accumulate != 1:
+        raise DlfpError(f"the NumPy network does not accumulate gradients (train.accumulate="
+                        f"{cfg.train.accumulate}); use train.accumulate=1")
     if run.hw.device.type != "cpu":
         raise DlfpError(
             f"the NumPy network runs on the CPU only, but hardware selected {run.hw.device}; "

@@ -1,7 +1,7 @@
 """Kernel SVMs on MNIST: raw 14x14 pixels against pooled Gabor filter responses.
 
-Recipe: load the dataset, take a seeded stratified subset of the training split
-(``dataset.train_size``; kernel SVMs cost the square of it), downsample every image to 14x14 by
+Recipe: load the dataset (its training split, or the seeded stratified ``dataset.train_size``
+subset of it: kernel SVMs cost the square of the training size), downsample every image to 14x14 by
 2x2 area averaging, then for each feature set (raw pixels, Gabor) fit the same scikit-learn
 pipeline (StandardScaler -> SVC, or an approximate kernel map -> LinearSVC) on the same images and
 score it on the test split (the validation split when the dataset has no test split).
@@ -16,18 +16,17 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.kernel_approximation import Nystroem, RBFSampler
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from dlfp.data import ImageData, Split
+from dlfp.data import ImageData
 from dlfp.data.downsample import area_downsample
-from dlfp.data.images import stratified_holdout
+from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.features.gabor import GaborBank, gabor_bank, gabor_features
-from dlfp.run import Run
 from dlfp.viz.confusion import plot_confusion
 from dlfp.viz.gabor import plot_gabor_bank
 
@@ -36,8 +35,8 @@ FEATURE_TITLES = {"raw": "raw pixels", "gabor": "Gabor features"}
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
-    data, train_size = load_dataset(cfg.dataset)
-    train = stratified_subset(data.train, train_size, seed=cfg.seed)
+    data: ImageData = instantiate(cfg.dataset)
+    train = data.train
     eval_split, evaluation = ("test", data.test) if data.test is not None else ("val", data.val)
     x_train = to_unit_images(train.x, cfg.svm.downsample)
     x_eval = to_unit_images(evaluation.x, cfg.svm.downsample)
@@ -71,30 +70,6 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     plot_confusion(confusions, data.classes, run.plots_dir / "confusion_raw_vs_gabor.png")
     write_results(run, cfg, data.name, eval_split, len(train), rows)
     return summary
-
-
-def load_dataset(dataset_cfg: DictConfig) -> tuple[ImageData, int | None]:
-    """The dataset as its loader gives it, and ``dataset.train_size`` (applied by this task)."""
-    kwargs = OmegaConf.to_container(dataset_cfg, resolve=True)
-    train_size = kwargs.pop("train_size", None)
-    return instantiate(kwargs), train_size
-
-
-def stratified_subset(split: Split, size: int | None, seed: int) -> Split:
-    """``size`` images with the class proportions of ``split``, chosen by ``seed``; None = all."""
-    if size is None or size == len(split):
-        return split
-    if size > len(split):
-        raise DlfpError(
-            f"dataset.train_size={size} is larger than the training split ({len(split)} images); "
-            f"use dataset.train_size <= {len(split)} or null for all of them"
-        )
-    classes = int(split.y.unique().numel())
-    if size < classes:
-        raise DlfpError(f"dataset.train_size={size} must be at least the number of classes ({classes})")
-    _, chosen = stratified_holdout(split.y.numpy(), size, seed)
-    index = torch.from_numpy(chosen)
-    return Split(split.x[index], split.y[index])
 
 
 def to_unit_images(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -12,12 +12,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlfp.data.binarized import BinaryImages, ShuffledRows, load_binarized
-from dlfp.engine.loop import fit, total_steps
-from dlfp.engine.optim import build_optimizer, build_schedule
+from dlfp.data import Split
+from dlfp.data.binarized import BinaryImages, load_binarized
+from dlfp.data.loader import Loader
+from dlfp.engine.driver import fit
+from dlfp.engine.optim import build_optimizer
+from dlfp.engine.run import Run
+from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
+from dlfp.models import build_model
 from dlfp.models.vae import VAE, elbo_terms, gaussian_kl, iwae_bound, negative_elbo
-from dlfp.run import Run
 from dlfp.viz.vae import (
     plot_elbo_terms,
     plot_image_grid,
@@ -31,30 +35,29 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, vcfg = run.hw, cfg.vae
     _check_settings(vcfg)
     data = load_binarized(instantiate(cfg.dataset), vcfg.data).to(hw.device)
-    model: VAE = instantiate(cfg.model)
+    model: VAE = build_model(cfg.model)
     if model.input_dim != data.train.shape[1]:
         raise DlfpError(
             f"model.input_dim={model.input_dim} but the {data.side}x{data.side} images have "
             f"{data.train.shape[1]} pixels; set model.input_dim={data.train.shape[1]}"
         )
     model.to(hw.device)
-    loader = ShuffledRows(data.train, cfg.train.batch_size, seed=cfg.seed)
-    steps = total_steps(cfg.train, len(loader))
-    optimizer = build_optimizer(cfg.optimizer, model)
-    scheduler = build_schedule(cfg.schedule, optimizer, steps)
+    if not 0 < cfg.train.batch_size <= len(data.train):
+        raise DlfpError(f"train.batch_size={cfg.train.batch_size} must be between 1 and the "
+                        f"{len(data.train)} images")
+    loader = Loader(Split(x=data.train), cfg.train.batch_size, shuffle=True, seed=cfg.seed)
     eval_noise = lambda: torch.Generator(hw.device).manual_seed(int(vcfg.eval_seed))  # noqa: E731
 
-    def step_loss(net: VAE, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return negative_elbo(net, x, int(vcfg.mc_samples))
+    def step_loss(net: VAE, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return negative_elbo(net, batch["x"], int(vcfg.mc_samples))
 
     def evaluate_val(net: VAE) -> dict[str, dict[str, float]]:
         return {"val": elbo_metrics(net, data.val, int(vcfg.eval_mc_samples), eval_noise(),
                                     cfg.train.eval_batch_size)}
 
-    result = fit(
-        model, loader, step_loss, evaluate_val, run=run, optimizer=optimizer, scheduler=scheduler,
-        steps=steps, train_cfg=cfg.train, resume=cfg.resume,
-    )
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
+                 resume=cfg.resume)
 
     model.eval()
     summary: dict[str, float] = {"steps": float(result.steps), "train_images": float(len(data.train))}
@@ -66,7 +69,6 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         for k in vcfg.iwae_k:
             summary[f"val/iwae_{k}"] = mean_iwae(model, data.val, int(k), int(vcfg.iwae_chunk),
                                                  eval_noise(), cfg.train.eval_batch_size)
-    run.timings["train_seconds"] = result.train_seconds
     _plot(run, model, data, vcfg)
     return summary
 

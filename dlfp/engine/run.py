@@ -1,4 +1,4 @@
-"""What a task receives from the dispatcher: where to write, which device, the metric log.
+"""What a task receives from the runner: where to write, which device, the metric log.
 
 A task returns deterministic metrics; wall-clock timings go into ``timings`` so that two runs with
 the same seed have identical ``summary.json["metrics"]``.

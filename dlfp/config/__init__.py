@@ -1,0 +1,31 @@
+"""Dataclass schemas for every config node, one module per group or study section, registered in
+Hydra's ConfigStore.
+
+Each YAML option extends its schema through its defaults list
+(``- /schema/<group>@_here_: <name>``), so a misspelled key or a value of the wrong type fails at
+composition time, before any work, with an error that names the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+
+from dlfp.config import dataset, hardware, model, optimizer, regression, root, schedule, svm, train, vae
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # absolute: console scripts too
+
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {}
+for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression):
+    for _group, _options in _module.SCHEMAS.items():
+        GROUP_SCHEMAS.setdefault(_group, {}).update(_options)
+
+
+def register_configs() -> None:
+    """Put the root schema and one schema per group option into Hydra's ConfigStore."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=root.RootConfig)
+    for group, schemas in GROUP_SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)

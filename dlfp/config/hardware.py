@@ -1,0 +1,30 @@
+"""hardware=: device, precision, compilation and threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Device(Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class AmpDtype(Enum):
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+@dataclass
+class HardwareConfig:
+    device: Device = Device.auto
+    amp_dtype: AmpDtype | None = None  # autocast dtype, used on CUDA only
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = False  # memory format for conv nets on GPU
+    threads: int | None = None  # intra-op threads of torch and NumPy's BLAS; null keeps their defaults
+    deterministic: bool = True  # torch.use_deterministic_algorithms
+
+
+SCHEMAS = {"hardware": {"hardware": HardwareConfig}}

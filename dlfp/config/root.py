@@ -1,0 +1,35 @@
+"""The root of every run's config: the task, seed, objective and paths, and one slot per section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "${oc.env:DLFP_DATA,data}"
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class RootConfig:
+    task: str = MISSING
+    experiment_name: str = MISSING
+    seed: int = 0
+    objective: str = "val/error"  # summary metric returned to sweepers
+    resume: bool = False  # continue from checkpoints/last.pt of hydra.run.dir
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    hardware: Any = None
+    train: Any = None  # the training driver and loader (absent in experiments that do not train)
+    model: Any = None
+    dataset: Any = None
+    optimizer: Any = None
+    schedule: Any = None
+    regression: Any = None  # regression task: error grid, input standardisation, fast update
+    vae: Any = None  # VAE task settings: data selection, ELBO/IWAE sampling, plots
+    features: Any = None  # image features for the SVM (features=gabor)
+    svm: Any = None  # the SVM classifier (experiment mnist_svm)
+    compare: Any = None  # which experiments mnist_compare runs and tabulates

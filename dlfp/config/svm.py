@@ -1,0 +1,64 @@
+"""features=, svm=, compare=: the SVMs on raw pixels vs Gabor features (experiment=mnist_svm) and the
+study table (experiment=mnist_compare)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class SVMKernel(Enum):
+    rbf = "rbf"
+    linear = "linear"
+    poly = "poly"
+
+
+class KernelApprox(Enum):
+    none = "none"  # exact kernel SVC: cost grows with the square of the training size
+    nystroem = "nystroem"  # Nystroem kernel map + LinearSVC
+    rbf_sampler = "rbf_sampler"  # random Fourier features (rbf only) + LinearSVC
+
+
+class GaborNonlinearity(Enum):
+    energy = "energy"  # sqrt(even^2 + odd^2) of each quadrature phase pair: phase invariant
+    abs = "abs"  # |response| of every filter
+    relu = "relu"  # max(r, 0) and max(-r, 0) as two channels
+
+
+@dataclass
+class GaborConfig:
+    orientations: int = 8  # evenly spaced over 180 degrees
+    wavelengths: list[float] = field(default_factory=lambda: [3.0, 6.0])  # pixels of the 14x14 image
+    phases: list[float] = field(default_factory=lambda: [0.0, 90.0])  # degrees; 0/90 = even/odd pair
+    sigma: float | None = None  # Gaussian envelope std in pixels; null = sigma_per_wavelength * wavelength
+    sigma_per_wavelength: float = 0.5
+    aspect: float = 1.0  # envelope std along the stripes = sigma / aspect
+    kernel_size: int = 9  # odd, at most the image size
+    nonlinearity: GaborNonlinearity = GaborNonlinearity.energy
+    pool_grid: int = 4  # rectified responses averaged over pool_grid x pool_grid cells
+
+
+@dataclass
+class SVMConfig:
+    kernel: SVMKernel = SVMKernel.rbf
+    C: float = 5.0
+    gamma: Any = "scale"  # "scale", "auto" or a positive number (rbf/poly)
+    degree: int = 3  # poly kernel only
+    standardize: bool = True  # StandardScaler (per-feature zero mean, unit variance) before the SVM
+    approx: KernelApprox = KernelApprox.none
+    n_components: int = 2000  # size of the approximate kernel map (approx != none)
+    downsample: int = 2  # area-average factor: 28x28 -> 14x14
+    cache_mb: int = 1000  # libsvm kernel cache
+
+
+@dataclass
+class CompareConfig:
+    experiments: list[str] = field(
+        default_factory=lambda: ["mnist_svm", "mnist_nn_numpy", "mnist_nn_torch"])
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # extra overrides per experiment
+    labels: dict[str, str] = field(default_factory=dict)  # method name shown for an experiment
+
+
+SCHEMAS = {"features": {"gabor": GaborConfig}, "svm": {"svm": SVMConfig},
+           "compare": {"compare": CompareConfig}}

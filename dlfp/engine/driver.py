@@ -1,0 +1,264 @@
+"""The one training driver: every trained experiment runs its updates through ``fit``.
+
+A task hands it an ``Update`` (one optimisation step on a batch: torch autograd, the NumPy
+network's, or a hand-written one), a batch source and an ``evaluate`` function. The driver owns
+the rest: the budget (``train.steps`` or ``train.epochs``), the cadence of logging, evaluation and
+checkpoints (``train.cadence``: in updates or epochs), the lr schedule, the loss window, stopping
+at a training-loss tolerance (``train.stop_loss``), an EMA of the weights (``train.ema_decay``),
+atomic checkpoints with exact resume, the non-finite guard, hooks and the progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from tqdm import tqdm
+
+from dlfp.engine.checkpoint import (
+    check_resumable,
+    load_checkpoint,
+    raise_non_finite,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from dlfp.engine.ema import EMA
+from dlfp.engine.run import Run
+from dlfp.engine.schedules import lr_factor
+from dlfp.engine.updates import Update
+from dlfp.engine.window import LossWindow
+from dlfp.errors import DlfpError
+
+log = logging.getLogger(__name__)
+
+Results = dict[str, dict[str, float]]  # {split: {metric: value}}
+Evaluate = Callable[[Any], Results]
+CHECKPOINT_FORMAT = 1
+
+
+class BatchSource(Protocol):
+    def __len__(self) -> int: ...
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Any]: ...
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class FitResult:
+    steps: int  # updates run in all (fewer than the budget when train.stop_loss stopped it)
+    evaluation: Results  # the last evaluation, at the final step
+    train_seconds: float  # wall time of the updates in this process (excludes a resumed part)
+
+
+def total_steps(cfg: DictConfig, steps_per_epoch: int) -> int:
+    """The update budget from exactly one of ``train.steps`` and ``train.epochs``."""
+    if (cfg.steps is None) == (cfg.epochs is None):
+        raise DlfpError(
+            f"set exactly one of train.steps and train.epochs (got steps={cfg.steps}, "
+            f"epochs={cfg.epochs}); e.g. train.steps=1000 train.epochs=null"
+        )
+    steps = int(cfg.steps) if cfg.steps is not None else int(cfg.epochs) * steps_per_epoch
+    if steps < 1:
+        raise DlfpError(f"the update budget must be positive, got {steps}")
+    return steps
+
+
+def batch_stream(batches: BatchSource, start_step: int) -> Iterator[Any]:
+    """Batches from update ``start_step`` on, across epochs: resuming at any step sees the same data."""
+    epoch, index = divmod(start_step, len(batches))
+    while True:
+        yield from batches.epoch(epoch, start=index)
+        epoch, index = epoch + 1, 0
+
+
+def fit(
+    update: Update,
+    batches: BatchSource,
+    evaluate: Evaluate | None,
+    *,
+    run: Run,
+    train_cfg: DictConfig,
+    schedule: DictConfig | None = None,
+    resume: bool = False,
+    measure_train: Callable[[], dict[str, float]] | None = None,
+    on_update: Callable[[int], None] | None = None,
+    on_epoch_end: Callable[[int, int], None] | None = None,
+    task_state: dict[str, Stateful] | None = None,
+) -> FitResult:
+    """Train until the budget is spent or the logged training loss reaches ``train.stop_loss``.
+
+    ``measure_train()``, when given, supplies the train record (e.g. the loss over the whole
+    training set) in place of the mean batch loss since the last record, and is logged at step 0.
+    ``on_update(step)`` runs after every update, ``on_epoch_end(epoch, step)`` after each epoch;
+    ``task_state`` objects are saved in and restored from the checkpoint.
+    """
+    per_epoch = len(batches)
+    steps = total_steps(train_cfg, per_epoch)
+    factor = lr_factor(schedule, steps, per_epoch) if schedule is not None else (lambda step: 1.0)
+    every = _cadence(train_cfg, per_epoch)
+    stop_loss = train_cfg.get("stop_loss")
+    ckpt_path = run.checkpoint_dir / f"last{update.checkpoint_suffix}"
+    check_resumable(ckpt_path, run.dir, resume)
+    ema = _ema(update, train_cfg.get("ema_decay"))
+    stateful: dict[str, Stateful] = {**(task_state or {}), **({"ema": ema} if ema else {})}
+    window = LossWindow()
+    start, stopped = 0, False
+    if resume:
+        start, stopped = _restore(load_checkpoint(ckpt_path, run.hw.device), update, window, stateful)
+        run.metrics.truncate_after(start)
+        log.info("resumed from %s at step %d/%d", ckpt_path, start, steps)
+    model_config = update.model_config()
+    saved = {"format": CHECKPOINT_FORMAT, "config": _json(run.cfg),
+             "model_config": json.dumps(model_config) if model_config else None}
+
+    def run_eval(step: int) -> Results:
+        results: Results = {}
+        if evaluate is not None:
+            with update.evaluation() as model:
+                results = dict(evaluate(model))
+            if ema is not None:
+                with update.evaluation(ema.model) as model:
+                    results.update({f"{split}_ema": m for split, m in evaluate(model).items()})
+        for split, metrics in results.items():
+            run.metrics.log(step, split, epoch=round(step / per_epoch, 4), **metrics)
+            shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info("step %d/%d %s %s", step, steps, split, shown)
+        return results
+
+    def record_train(step: int, record: dict[str, float]) -> bool:
+        """Log the train record; True when it reaches the stop_loss tolerance."""
+        if not math.isfinite(record["loss"]):
+            raise_non_finite(step, ckpt_path, "loss")
+        run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), **record, lr=update.lr)
+        return stop_loss is not None and record["loss"] <= stop_loss
+
+    def save(step: int) -> None:
+        if not update.finite():
+            raise_non_finite(step, ckpt_path, "parameters")
+        state = {**saved, "step": step, "stopped": stopped, "update": update.state_dict(),
+                 "window": window.state_dict(), "rng": rng_state(),
+                 "task": {name: obj.state_dict() for name, obj in stateful.items()}}
+        save_checkpoint(ckpt_path, {k: v for k, v in state.items() if v is not None})
+
+    update.set_lr(factor(start))
+    results: Results = {}
+    if start == 0:
+        stopped = measure_train is not None and record_train(0, measure_train())
+        results = run_eval(0)
+    stream = batch_stream(batches, start)
+    progress = _Progress(steps, start, train_cfg)
+    began = time.perf_counter()
+    step = start
+    while step < steps and not stopped:
+        loss, terms = update(next(stream))
+        step += 1
+        update.set_lr(factor(step))
+        window.add(loss, terms)
+        if ema is not None:
+            ema.update()
+        if on_update is not None:
+            on_update(step)
+        if on_epoch_end is not None and step % per_epoch == 0:
+            on_epoch_end(step // per_epoch - 1, step)
+        progress.advance()
+        log_due, eval_due, ckpt_due = (step % every[key] == 0 for key in ("log", "eval", "checkpoint"))
+        if log_due or eval_due or ckpt_due or step == steps:
+            record = measure_train() if measure_train is not None else window.means()
+            if log_due or step == steps:
+                stopped = record_train(step, record)
+                progress.show(step, record["loss"], update.lr)
+                window.reset()
+            elif not math.isfinite(record["loss"]):
+                raise_non_finite(step, ckpt_path, "loss")
+        last = stopped or step == steps
+        if eval_due or last:
+            results = run_eval(step)
+        if ckpt_due or last:
+            save(step)
+    progress.close()
+    seconds = time.perf_counter() - began
+    if not results:  # resumed a run that had already finished (budget spent or stop_loss reached)
+        results = run_eval(step)
+    run.timings["train_seconds"] = round(seconds, 3)
+    return FitResult(steps=step, evaluation=results, train_seconds=seconds)
+
+
+def _cadence(train_cfg: DictConfig, per_epoch: int) -> dict[str, int]:
+    """Updates between train records, evaluations and checkpoints (``train.cadence``: updates|epochs)."""
+    unit = str(getattr(train_cfg.get("cadence", "updates"), "value", train_cfg.get("cadence", "updates")))
+    scale = per_epoch if unit == "epochs" else 1
+    every = {}
+    for key in ("log", "eval", "checkpoint"):
+        value = int(train_cfg[f"{key}_every"])
+        if value < 1:
+            raise DlfpError(f"train.{key}_every={value} must be at least 1")
+        every[key] = value * scale
+    return every
+
+
+def _ema(update: Update, decay: float | None) -> EMA | None:
+    if decay is None:
+        return None
+    if not isinstance(update.model, torch.nn.Module):
+        raise DlfpError("train.ema_decay needs a torch model; this experiment's update has none")
+    return EMA(update.model, decay)
+
+
+def _restore(state: dict[str, Any], update: Update, window: LossWindow,
+             stateful: dict[str, Stateful]) -> tuple[int, bool]:
+    """Load a checkpoint into the update, the loss window and the task's objects; returns its step
+    and whether train.stop_loss had stopped it (a run that only spent its budget may be extended
+    by resuming it with a larger one)."""
+    update.load_state_dict(state["update"])
+    window.load_state_dict(state["window"])
+    set_rng_state(state["rng"])
+    for name, obj in stateful.items():
+        obj.load_state_dict(state["task"][name])
+    return int(state["step"]), bool(state["stopped"])
+
+
+def _json(cfg: DictConfig | dict) -> str:
+    """The resolved config as JSON (unresolved where an interpolation needs a running Hydra app)."""
+    if not isinstance(cfg, DictConfig):
+        return json.dumps(cfg)
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except OmegaConfBaseException:
+        plain = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    return json.dumps(plain)
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise about one text line per 1 % of the run."""
+
+    def __init__(self, steps: int, start: int, train_cfg: DictConfig) -> None:
+        self.steps, self.printed_at = steps, start
+        self.on_terminal = sys.stderr.isatty()
+        self.print_every = max(1, steps // 100)
+        self.bar = tqdm(total=steps, initial=start, disable=not self.on_terminal, unit="step",
+                        dynamic_ncols=True)
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def show(self, step: int, loss: float, lr: float) -> None:
+        self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        if not self.on_terminal and (step == self.steps or step - self.printed_at >= self.print_every):
+            log.info("step %d/%d train loss %.4f lr %.4g", step, self.steps, loss, lr)
+            self.printed_at = step
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,151 @@
+"""Updates: one optimisation step on one batch, the part of training the driver leaves to a task.
+
+The driver (``dlfp.engine.driver.fit``) only needs the ``Update`` protocol below. ``TorchUpdate``
+is the autograd update of every torch experiment (AMP, gradient clipping, gradient accumulation);
+it also runs a hand-written step in place of autograd where a task supplies one (the regression
+MLP). The NumPy network's update lives beside it in ``dlfp.scratch.update``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from dlfp.engine.hardware import Hardware
+from dlfp.errors import DlfpError
+
+Batch = dict[str, Any]
+Loss = torch.Tensor | float
+StepOutput = Loss | tuple[Loss, dict[str, Loss]]
+StepLoss = Callable[[nn.Module, Batch], StepOutput]
+
+
+class Update(Protocol):
+    checkpoint_suffix: str  # ".pt" or ".npz"
+    model: Any  # what ``evaluate`` receives
+
+    def __call__(self, batch: Batch) -> tuple[Loss, dict[str, Loss]]: ...
+    def set_lr(self, factor: float) -> None: ...  # lr = configured lr x factor
+    @property
+    def lr(self) -> float: ...
+    def evaluation(self) -> contextlib.AbstractContextManager: ...
+    def finite(self) -> bool: ...
+    def model_config(self) -> dict | None: ...  # constructor arguments that rebuild the model
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def split_output(out: StepOutput) -> tuple[Loss, dict[str, Loss]]:
+    """``loss`` or ``(loss, {name: term})`` -> ``(loss, terms)``."""
+    return out if isinstance(out, tuple) else (out, {})
+
+
+class TorchUpdate:
+    """Autograd on ``step_loss(net, batch)``, then the optimiser; the model stays unwrapped for
+    checkpoints while ``net`` (compiled when ``hardware.compile``) runs the batches.
+
+    ``train.accumulate = k`` splits each batch into k equal micro-batches whose gradients add up
+    to the whole batch's: the same update with a k times smaller activation memory. ``manual_step``
+    replaces autograd + ``optimizer.step`` with a hand-written update that applies the optimiser's
+    rule itself and returns the batch loss.
+    """
+
+    checkpoint_suffix = ".pt"
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step_loss: StepLoss,
+                 hw: Hardware, train_cfg: DictConfig,
+                 manual_step: Callable[[Batch], torch.Tensor] | None = None) -> None:
+        self.model, self.optimizer, self.step_loss, self.hw = model, optimizer, step_loss, hw
+        self.net = torch.compile(model) if hw.compile else model
+        self.grad_clip = train_cfg.get("grad_clip")
+        self.accumulate = int(train_cfg.get("accumulate", 1))
+        if self.accumulate < 1:
+            raise DlfpError(f"train.accumulate={self.accumulate} must be at least 1")
+        if manual_step is not None and (self.grad_clip is not None or self.accumulate > 1
+                                        or hw.amp_dtype is not None):
+            raise DlfpError("this task's hand-written update supports no train.grad_clip, "
+                            "train.accumulate or AMP; turn its fast path off to use them")
+        self.manual_step = manual_step
+        self.scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.amp_dtype == torch.float16)
+        self.peak_lrs = [group["lr"] for group in optimizer.param_groups]
+        model.train()
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.hw.device.type, dtype=self.hw.amp_dtype or torch.float32,
+                              enabled=self.hw.amp_dtype is not None)
+
+    def __call__(self, batch: Batch) -> tuple[Loss, dict[str, Loss]]:
+        if self.manual_step is not None:
+            return self.manual_step(batch), {}
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.accumulate == 1:
+            loss, terms = self._backward(batch, 1.0)
+        else:
+            loss, terms = self._accumulated(batch)
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), float(self.grad_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss, terms
+
+    def _backward(self, batch: Batch, weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with self.autocast():
+            loss, terms = split_output(self.step_loss(self.net, batch))
+        self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
+        return loss.detach(), {k: v.detach() for k, v in terms.items()}
+
+    def _accumulated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Micro-batches weighted by their share of the batch: the sums are the batch means."""
+        sizes = {len(v) for v in batch.values()}
+        size = sizes.pop()
+        if sizes or size % self.accumulate:
+            raise DlfpError(f"train.accumulate={self.accumulate} must divide the batch of {size}")
+        chunks = [dict(zip(batch, parts)) for parts in
+                  zip(*(v.chunk(self.accumulate) for v in batch.values()))]
+        total, totals = None, {}
+        for chunk in chunks:
+            loss, terms = self._backward(chunk, 1.0 / self.accumulate)
+            total = loss / self.accumulate if total is None else total + loss / self.accumulate
+            for k, v in terms.items():
+                totals[k] = totals.get(k, 0) + v / self.accumulate
+        return total, totals
+
+    def set_lr(self, factor: float) -> None:
+        for group, peak in zip(self.optimizer.param_groups, self.peak_lrs):
+            group["lr"] = peak * factor
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @contextlib.contextmanager
+    def evaluation(self, model: nn.Module | None = None) -> Iterator[nn.Module]:
+        """``no_grad``, eval mode and autocast around an evaluation; train mode afterwards."""
+        model = self.net if model is None else model
+        model.eval()
+        try:
+            with torch.no_grad(), self.autocast():
+                yield model
+        finally:
+            model.train()
+
+    def finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def model_config(self) -> dict | None:
+        return getattr(self.model, "init_config", None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])

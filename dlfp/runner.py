@@ -1,0 +1,88 @@
+"""``run_experiment``: everything one run does once its config is composed. ``dlfp-train`` calls it
+for each run, and the compare task for each of its sub-runs, so every run directory gets the same
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
+from dlfp.engine.metrics import MetricLog
+from dlfp.engine.run import Run
+from dlfp.errors import DlfpError
+from dlfp.tasks import get_task
+
+log = logging.getLogger("dlfp")
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Seed, device and threads, the task in ``run_dir``, then ``summary.json``; returns the summary."""
+    began = time.time()
+    task = get_task(cfg.task)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    hw = setup_hardware(cfg.hardware)
+    log.info("experiment %s, task %s, device %s, run dir %s", cfg.experiment_name, cfg.task, hw.device,
+             run_dir)
+    run = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=MetricLog(run_dir / "metrics.jsonl"))
+    try:
+        with cpu_threads(cfg.hardware.threads):
+            metrics = task(cfg, run)
+    except Exception as e:
+        error = user_error(e)
+        if error is None:
+            raise
+        raise error from None  # the user's problem, without hydra.utils.instantiate's wrapping
+    summary = {
+        "experiment": cfg.experiment_name,
+        "task": cfg.task,
+        "seed": cfg.seed,
+        "objective": cfg.objective,
+        "metrics": metrics,
+        "wall_seconds": round(time.time() - began, 3),
+        "timings": run.timings,
+        "device": str(hw.device),
+        "device_name": torch.cuda.get_device_name(hw.device) if hw.device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads() if cfg.hardware.threads is None else int(cfg.hardware.threads),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__},
+        "git_commit": _git_commit(),
+        "overrides": list(overrides),
+    }
+    tmp = run_dir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, run_dir / "summary.json")
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    log.info("done in %.1fs: %s", summary["wall_seconds"], shown)
+    return summary
+
+
+def user_error(error: BaseException | None) -> DlfpError | None:
+    """The DlfpError behind ``error``, if any: hydra.utils.instantiate wraps what a target raised."""
+    while error is not None:
+        if isinstance(error, DlfpError):
+            return error
+        error = error.__cause__
+    return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,277 @@
+"""The one training driver (dlfp/engine/driver.py): kill-and-resume for the tasks that gained it,
+EMA, lr schedules, cadence in epochs, gradient accumulation, hooks, stop_loss, the NaN guard, and
+checkpoints that rebuild their model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import kill_and_resume, read_summary, run_inprocess
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from dlfp.config.train import TrainLoopConfig
+from dlfp.engine.checkpoint import load_checkpoint
+from dlfp.engine.driver import fit
+from dlfp.engine.hardware import setup_hardware
+from dlfp.engine.metrics import MetricLog
+from dlfp.engine.run import Run
+from dlfp.engine.schedules import lr_factor
+from dlfp.engine.updates import TorchUpdate
+from dlfp.errors import DlfpError
+from dlfp.models import rebuild_model
+
+CPU = OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False, "channels_last": False,
+                        "threads": None, "deterministic": True})
+
+
+def _run(tmp_path: Path) -> Run:
+    return Run(cfg=OmegaConf.create({"task": "toy"}), dir=tmp_path, hw=setup_hardware(CPU),
+               metrics=MetricLog(tmp_path / "metrics.jsonl"))
+
+
+def _train_cfg(**values) -> DictConfig:
+    return OmegaConf.merge(OmegaConf.structured(TrainLoopConfig), values)
+
+
+class _Batches:
+    """Four float64 batches of 4 points of a linear target per epoch, different in every epoch."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def epoch(self, epoch: int, start: int = 0):
+        for i in range(start, 4):
+            gen = torch.Generator().manual_seed(epoch * 4 + i)
+            x = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+            yield {"x": x, "y": x.sum(1, keepdim=True)}
+
+
+def _mse(net: nn.Module, batch: dict) -> torch.Tensor:
+    return (net(batch["x"]) - batch["y"]).pow(2).mean()
+
+
+def _linear_update(train_cfg: DictConfig, lr: float = 0.1, seed: int = 0) -> TorchUpdate:
+    torch.manual_seed(seed)
+    model = nn.Linear(3, 1).double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    return TorchUpdate(model, optimizer, _mse, setup_hardware(CPU), train_cfg)
+
+
+def _params(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+# ---- kill and resume through the CLI for the tasks that trained in loops of their own ----
+
+
+def test_killed_regression_run_resumes_to_identical_metrics(tmp_path: Path) -> None:
+    overrides = ["experiment=regression", "dataset.n=100", "train.steps=3000", "train.log_every=50",
+                 "train.eval_every=500", "train.checkpoint_every=250", "train.stop_loss=null"]
+    killed, straight = kill_and_resume(overrides, tmp_path)
+    assert read_summary(killed)["metrics"] == read_summary(straight)["metrics"]
+    assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
+
+
+def test_killed_numpy_network_run_resumes_to_identical_metrics(tmp_path: Path) -> None:
+    overrides = ["experiment=mnist_nn_numpy", "train.steps=3000", "train.log_every=100",
+                 "train.eval_every=500", "train.checkpoint_every=250", "train.eval_batch_size=500"]
+    killed, straight = kill_and_resume(overrides, tmp_path, checkpoint="last.npz")
+    assert read_summary(killed)["metrics"] == read_summary(straight)["metrics"]
+    assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
+
+
+# ---- checkpoints rebuild their model from the file alone ----
+
+
+def test_checkpoint_holds_the_config_and_rebuilds_the_model(tmp_path: Path) -> None:
+    run_inprocess(["experiment=regression", "dataset.n=20", "train.steps=200", "train.log_every=50",
+                   "train.eval_every=100"], tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    config = json.loads(ckpt["config"])
+    assert config["task"] == "regression" and config["dataset"]["n"] == 20
+    model = rebuild_model(ckpt)
+    assert float(model.input_mean) == 0.5  # the task's extra constructor argument came along
+    x = torch.linspace(0, 1.5, 7).unsqueeze(1)
+    reference = rebuild_model(ckpt)
+    assert torch.equal(model(x), reference(x))
+    with pytest.raises(DlfpError, match="does not say how to build its model"):
+        rebuild_model({"update": ckpt["update"]})
+
+
+# ---- EMA ----
+
+
+def test_ema_of_the_weights_matches_a_hand_computation(tmp_path: Path) -> None:
+    decay = 0.8
+    update = _linear_update(_train_cfg())
+    seen = [_params(update.model)]
+    run = _run(tmp_path)
+    fit(update, _Batches(), lambda net: {"val": {"w0": float(net.weight[0, 0])}}, run=run,
+        train_cfg=_train_cfg(steps=6, ema_decay=decay, eval_every=3, log_every=1, checkpoint_every=6),
+        on_update=lambda step: seen.append(_params(update.model)))
+    ema = seen[0]
+    for weights in seen[1:]:
+        ema = [decay * e + (1 - decay) * w for e, w in zip(ema, weights)]
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["task"]["ema"]
+    assert torch.allclose(saved["weight"], ema[0], rtol=1e-14, atol=0)
+    assert torch.allclose(saved["bias"], ema[1], rtol=1e-14, atol=0)
+    assert not torch.allclose(saved["weight"], seen[-1][0])  # the raw weights moved on
+    at_end = [r for r in run.metrics.records("val_ema") if r["step"] == 6]
+    assert at_end[0]["w0"] == pytest.approx(float(ema[0][0, 0]), rel=1e-14)
+    assert [r["step"] for r in run.metrics.records("val_ema")] == [0, 3, 6]
+
+
+def test_ema_resumes_exactly(tmp_path: Path) -> None:
+    cfg = dict(ema_decay=0.9, eval_every=4, log_every=2, checkpoint_every=4)
+    straight = _linear_update(_train_cfg())
+    fit(straight, _Batches(), None, run=_run(tmp_path / "a"), train_cfg=_train_cfg(steps=12, **cfg))
+    part = _linear_update(_train_cfg())
+    fit(part, _Batches(), None, run=_run(tmp_path / "b"), train_cfg=_train_cfg(steps=8, **cfg))
+    rest = _linear_update(_train_cfg(), seed=5)  # other initial weights: all state must come from the file
+    fit(rest, _Batches(), None, run=_run(tmp_path / "b"), train_cfg=_train_cfg(steps=12, **cfg), resume=True)
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    for key in ("weight", "bias"):
+        assert torch.equal(a["task"]["ema"][key], b["task"]["ema"][key])
+        assert torch.equal(a["update"]["model"][key], b["update"]["model"][key])
+
+
+# ---- lr schedules ----
+
+
+def test_multistep_in_epochs_matches_torch_multisteplr() -> None:
+    cfg = OmegaConf.create({"kind": "multistep", "warmup_steps": 0, "milestones": [2, 4],
+                            "unit": "epochs", "gamma": 0.1})
+    factor = lr_factor(cfg, total_steps=18, steps_per_epoch=3)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[2, 4], gamma=0.1)
+    for epoch in range(6):
+        for i in range(3):
+            assert factor(epoch * 3 + i) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        sched.step()
+    in_updates = lr_factor(OmegaConf.merge(cfg, {"unit": "updates", "milestones": [5]}), 18, 3)
+    assert [in_updates(k) for k in (4, 5, 17)] == [1.0, pytest.approx(0.1), pytest.approx(0.1)]
+
+
+def test_onecycle_matches_torch_onecyclelr() -> None:
+    cfg = OmegaConf.create({"kind": "onecycle", "pct_start": 0.3, "div_factor": 25.0,
+                            "final_div_factor": 1e4})
+    factor = lr_factor(cfg, total_steps=50, steps_per_epoch=10)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2.0, total_steps=50, cycle_momentum=False)
+    for step in range(50):
+        assert 2.0 * factor(step) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+        opt.step()
+        sched.step()
+
+
+def test_cosine_schedule_warms_up_then_decays() -> None:
+    cfg = OmegaConf.create({"kind": "cosine", "warmup_steps": 10, "final_lr_fraction": 0.1})
+    factor = lr_factor(cfg, total_steps=110, steps_per_epoch=10)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.1 + 0.9 * 0.5, rel=1e-2)
+    assert factor(110) == pytest.approx(0.1)
+
+
+def test_unknown_schedule_lists_the_kinds() -> None:
+    with pytest.raises(DlfpError, match="schedule.kind='step' is unknown; known kinds: constant"):
+        lr_factor(OmegaConf.create({"kind": "step"}), 10, 2)
+
+
+def test_driver_applies_the_schedule_and_logs_the_lr_of_the_next_update(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    schedule = OmegaConf.create({"kind": "multistep", "warmup_steps": 0, "milestones": [1],
+                                 "unit": "epochs", "gamma": 0.5})
+    fit(_linear_update(_train_cfg()), _Batches(), None, run=run, schedule=schedule,
+        train_cfg=_train_cfg(epochs=2, log_every=1, eval_every=8, checkpoint_every=8))
+    lrs = {r["step"]: r["lr"] for r in run.metrics.records("train")}
+    assert [lrs[s] for s in (1, 3, 4, 8)] == [0.1, 0.1, 0.05, 0.05]
+
+
+# ---- budget and cadence in epochs, hooks, accumulation, stop_loss ----
+
+
+def test_cadence_in_epochs_and_epoch_hooks(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    ends, updates = [], []
+    result = fit(_linear_update(_train_cfg()), _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
+                 train_cfg=_train_cfg(epochs=3, cadence="epochs", eval_every=1, log_every=2,
+                                      checkpoint_every=2),
+                 on_update=updates.append, on_epoch_end=lambda epoch, step: ends.append((epoch, step)))
+    assert result.steps == 12 and updates == list(range(1, 13))
+    assert ends == [(0, 4), (1, 8), (2, 12)]
+    assert [r["step"] for r in run.metrics.records("val")] == [0, 4, 8, 12]
+    assert [r["step"] for r in run.metrics.records("train")] == [8, 12]
+    assert [r["epoch"] for r in run.metrics.records("train")] == [2.0, 3.0]
+
+
+def test_accumulated_micro_batches_give_the_same_update(tmp_path: Path) -> None:
+    results = {}
+    for k in (1, 2, 4):
+        cfg = _train_cfg(steps=8, accumulate=k, log_every=1, eval_every=8, checkpoint_every=8)
+        update = _linear_update(cfg)
+        run = _run(tmp_path / str(k))
+        fit(update, _Batches(), None, run=run, train_cfg=cfg)
+        results[k] = (_params(update.model), [r["loss"] for r in run.metrics.records("train")])
+    for k in (2, 4):
+        for a, b in zip(results[1][0], results[k][0]):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
+        assert results[k][1] == pytest.approx(results[1][1], rel=1e-12)
+    with pytest.raises(DlfpError, match="train.accumulate=3 must divide the batch of 4"):
+        cfg = _train_cfg(steps=1, accumulate=3)
+        fit(_linear_update(cfg), _Batches(), None, run=_run(tmp_path / "3"), train_cfg=cfg)
+
+
+def test_stop_loss_ends_training_and_a_resumed_stopped_run_stays_stopped(tmp_path: Path) -> None:
+    count = {"updates": 0}
+    measure = lambda: {"loss": 1.0 / (1 + count["updates"])}  # noqa: E731
+    cfg = _train_cfg(steps=100, stop_loss=0.2, log_every=2, eval_every=50, checkpoint_every=50)
+    run = _run(tmp_path)
+    result = fit(_linear_update(cfg), _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
+                 train_cfg=cfg, measure_train=measure,
+                 on_update=lambda step: count.__setitem__("updates", step))
+    assert result.steps == 4
+    assert [(r["step"], r["loss"]) for r in run.metrics.records("train")] == [(0, 1.0), (2, 1 / 3), (4, 0.2)]
+    assert [r["step"] for r in run.metrics.records("val")] == [0, 4]
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 4 and ckpt["stopped"]
+    again = fit(_linear_update(cfg), _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
+                train_cfg=cfg, measure_train=measure, resume=True)
+    assert again.steps == 4
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint(tmp_path: Path) -> None:
+    def poisoned(net: nn.Module, batch: dict) -> torch.Tensor:
+        loss = _mse(net, batch)
+        return loss * float("nan") if poisoned.calls >= 8 else loss
+
+    def counting(net: nn.Module, batch: dict) -> torch.Tensor:
+        poisoned.calls += 1
+        return poisoned(net, batch)
+
+    poisoned.calls = 0
+    cfg = _train_cfg(steps=20, log_every=1, eval_every=100, checkpoint_every=5)
+    update = _linear_update(cfg)
+    update.step_loss = counting  # the 8th update's loss is NaN
+    run = _run(tmp_path)
+    with pytest.raises(DlfpError, match="NaN or infinite by update 8") as info:
+        fit(update, _Batches(), None, run=run, train_cfg=cfg)
+    assert "last good checkpoint" in str(info.value)
+    kept = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert kept["step"] == 5
+    assert all(torch.isfinite(t).all() for t in kept["update"]["model"].values())
+    assert max(r["step"] for r in run.metrics.records("train")) == 7  # nothing logged past the guard
+
+
+def test_ema_is_refused_for_an_update_without_a_torch_model(tmp_path: Path) -> None:
+    class NumpyLike:
+        checkpoint_suffix, model = ".npz", np.zeros(1)
+
+    with pytest.raises(DlfpError, match="train.ema_decay needs a torch model"):
+        fit(NumpyLike(), _Batches(), None, run=_run(tmp_path), train_cfg=_train_cfg(steps=1, ema_decay=0.9))
