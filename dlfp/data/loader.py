@@ -56,10 +56,15 @@ class Loader:
         n = self.shard_rows
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    @property
+    def shuffles(self) -> bool:
+        """Whether epochs are permuted. A split that is one batch in one shard keeps its stored
+        order (shuffling it would change nothing but the rounding of the batch's sums)."""
+        return self.shuffle and not (self.world_size == 1 and self.rows <= self.batch_size)
+
     def order(self, epoch: int) -> torch.Tensor:
-        """This rank's row indices for ``epoch``. A split that is one batch in one shard keeps its
-        stored order (shuffling it would change nothing but the rounding of the batch's sums)."""
-        if self.shuffle and not (self.world_size == 1 and self.rows <= self.batch_size):
+        """This rank's row indices for ``epoch``."""
+        if self.shuffles:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = torch.randperm(len(next(iter(self.fields.values()))), generator=gen)
         else:
@@ -73,13 +78,16 @@ class Loader:
         ones, whose fixed cost per call would rival a small model's step.
         """
         n, bs = len(self), self.batch_size
-        order = self.order(epoch)
+        in_place = not self.shuffles and self.world_size == 1  # rows in stored order: views, no copy
+        order = None if in_place else self.order(epoch)
         chunk = max(1, self.CHUNK_ROWS // bs)
         for first in range(start, n, chunk):
             last = min(first + chunk, n)
-            idx = order[first * bs : last * bs]
-            # index_select, not x[idx]: advanced indexing is far slower on uint8 images on CPU
-            gathered = {k: v.index_select(0, idx) for k, v in self.fields.items()}
+            if in_place:
+                gathered = {k: v[first * bs : last * bs] for k, v in self.fields.items()}
+            else:  # index_select, not x[idx]: advanced indexing is far slower on uint8 images on CPU
+                idx = order[first * bs : last * bs]
+                gathered = {k: v.index_select(0, idx) for k, v in self.fields.items()}
             for i in range(first, last):
                 rows = slice((i - first) * bs, (i - first + 1) * bs)
                 batch = {k: v[rows] for k, v in gathered.items()}

@@ -166,7 +166,8 @@ def fit(
         loss, terms = update(next(stream))
         step += 1
         update.set_lr(factor(step))
-        window.add(loss, terms)
+        if measure_train is None:  # otherwise the train record is measured, not averaged
+            window.add(loss, terms)
         if ema is not None:
             ema.update()
         if on_update is not None:

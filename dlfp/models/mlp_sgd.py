@@ -49,9 +49,9 @@ class MLPSGDStep:
             h = torch.addmm(layer.bias, h, layer.weight.t())
             if i < last:
                 h = h.clamp_min_(0)
-        residual = h - y
-        loss = residual.pow(2).mean()
-        grad = residual.mul_(2.0 / h.numel())  # d loss / d output
+        residual = (h - y).view(-1)
+        loss = residual.dot(residual) / residual.numel()
+        grad = residual.mul_(2.0 / h.numel()).view_as(h)  # d loss / d output
         grads: dict[torch.Tensor, torch.Tensor] = {}
         for i in range(last, -1, -1):
             layer = self.linears[i]
