@@ -44,6 +44,10 @@ class Loader:
         self.rank, self.world_size = rank, world_size
         self.drop_last = shuffle if drop_last is None else drop_last
         self.transforms = list(transforms)
+        rowwise = 0  # the leading row-by-row transforms run once per chunk, the rest once per batch
+        while rowwise < len(self.transforms) and self.transforms[rowwise].rowwise:
+            rowwise += 1
+        self.chunk_transforms, self.batch_transforms = self.transforms[:rowwise], self.transforms[rowwise:]
         self.device = next(iter(self.fields.values())).device
         if self.drop_last and self.shard_rows < batch_size:
             raise ValueError(f"{self.shard_rows} examples cannot fill one batch of {batch_size}")
@@ -74,8 +78,9 @@ class Loader:
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """The batches of one epoch, beginning at batch index ``start``.
 
-        Rows are gathered about ``CHUNK_ROWS`` at a time: one large gather instead of many small
-        ones, whose fixed cost per call would rival a small model's step.
+        Rows are gathered, and row-by-row transforms applied, about ``CHUNK_ROWS`` at a time: one
+        large operation instead of many small ones, whose fixed cost per call would rival a small
+        model's step.
         """
         n, bs = len(self), self.batch_size
         in_place = not self.shuffles and self.world_size == 1  # rows in stored order: views, no copy
@@ -88,6 +93,8 @@ class Loader:
             else:  # index_select, not x[idx]: advanced indexing is far slower on uint8 images on CPU
                 idx = order[first * bs : last * bs]
                 gathered = {k: v.index_select(0, idx) for k, v in self.fields.items()}
+            for transform in self.chunk_transforms:
+                gathered = transform(gathered, None)
             for i in range(first, last):
                 rows = slice((i - first) * bs, (i - first + 1) * bs)
                 batch = {k: v[rows] for k, v in gathered.items()}
@@ -95,9 +102,9 @@ class Loader:
 
     def _transform(self, batch: Batch, epoch: int, index: int) -> Batch:
         gen = None
-        if any(t.random for t in self.transforms):
+        if any(t.random for t in self.batch_transforms):
             gen = torch.Generator(device=self.device)
             gen.manual_seed(((self.seed * 1_000_003 + epoch) * 100_003 + index) * 1_009 + self.rank)
-        for transform in self.transforms:
+        for transform in self.batch_transforms:
             batch = transform(batch, gen)
         return batch

@@ -3,7 +3,8 @@ config (``train.transforms`` for every batch, ``train.augment`` for training bat
 
 A transform takes the batch dict and a generator (seeded per batch by the loader, so augmented
 batches are reproduced exactly on resume) and returns the new batch. ``random`` says whether it
-draws from the generator.
+draws from the generator; ``rowwise`` that it maps each row on its own without randomness, so the
+loader may apply it to a whole chunk of batches at once (fewer, larger operations).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ Batch = dict[str, torch.Tensor]
 
 class Transform:
     random = False
+    rowwise = False
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         raise NotImplementedError
@@ -28,6 +30,8 @@ class Transform:
 
 class Standardize(Transform):
     """uint8 images -> (x / 255 - mean) / std per channel, as one fused multiply-add."""
+
+    rowwise = True
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], field: str = "x") -> None:
         std_t = torch.tensor(std).view(1, -1, 1, 1)
@@ -39,17 +43,20 @@ class Standardize(Transform):
         x = batch[self.field]
         if self.scale.device != x.device:
             self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
-        return {**batch, self.field: x.float().mul_(self.scale).add_(self.shift)}
+        return {**batch, self.field: x.to(torch.float32, copy=True).mul_(self.scale).add_(self.shift)}
 
 
 class Rescale(Transform):
     """uint8 images 0..255 -> float in [low, high] (the DDPM's [-1, 1])."""
 
+    rowwise = True
+
     def __init__(self, low: float = -1.0, high: float = 1.0, field: str = "x") -> None:
         self.scale, self.low, self.field = (high - low) / 255.0, low, field
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
-        return {**batch, self.field: batch[self.field].float().mul_(self.scale).add_(self.low)}
+        x = batch[self.field].to(torch.float32, copy=True)
+        return {**batch, self.field: x.mul_(self.scale).add_(self.low)}
 
 
 class RandomCrop(Transform):
