@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dlfp.config.checks import validate
 from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
@@ -30,6 +31,7 @@ log = logging.getLogger("dlfp")
 def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Seed, device and threads, the task in ``run_dir``, then ``summary.json``; returns the summary."""
     began = time.time()
+    validate(cfg)
     task = get_task(cfg.task)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)

@@ -9,6 +9,7 @@ Nothing imports this module: the runner, tasks and engine below it run without H
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -37,13 +38,22 @@ def _group_listing() -> str:
 OmegaConf.register_new_resolver("dlfp_groups", _group_listing, replace=True)
 
 
+def _only_hydra_files(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds only what Hydra wrote at start-up (so the run created it)."""
+    return run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}
+
+
 def _record_failure(error: Exception) -> None:
     """A failed run leaves error.txt (with the traceback when the error is not the user's to fix)
     instead of summary.json; the sweep report lists the job as failed with this reason."""
     text = f"{type(error).__name__}: {error}\n"
     if not isinstance(error, DlfpError):
         text += "\n" + traceback.format_exc()
-    (Path(HydraConfig.get().runtime.output_dir) / "error.txt").write_text(text)
+    path = Path(HydraConfig.get().runtime.output_dir) / "error.txt"
+    try:
+        path.write_text(text)
+    except OSError:  # the run directory is what failed (disk full, no permission): no 0-byte file
+        path.unlink(missing_ok=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -60,7 +70,11 @@ def main(cfg: DictConfig) -> float | None:
     try:
         summary = run_experiment(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except Exception as e:
-        _record_failure(e)
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        if cfg.resume and hydra_cfg.mode == RunMode.RUN and _only_hydra_files(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)  # resume named a run that is not there
+        else:
+            _record_failure(e)
         if hydra_cfg.mode == RunMode.RUN:
             if isinstance(e, DlfpError):
                 sys.exit(f"error: {e}")
@@ -74,5 +88,30 @@ def main(cfg: DictConfig) -> float | None:
     return value
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script: a YAML file under conf/ that does not parse is named in one line (Hydra
+    would print a long traceback), then Hydra's main takes over."""
+    problem = yaml_problem(Path(CONF_DIR))
+    if problem:
+        sys.exit(f"error: {problem}")
     main()
+
+
+def yaml_problem(conf_dir: Path) -> str | None:
+    """The first YAML syntax error under ``conf_dir``, as 'file line L, column C: problem'."""
+    import yaml  # PyYAML, which Hydra and OmegaConf parse with
+
+    for path in sorted(conf_dir.rglob("*.yaml")):
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            return f"{path}{where}: {e.problem or e.context}; fix the YAML syntax there"
+        except yaml.YAMLError as e:
+            return f"{path}: {e}"
+    return None
+
+
+if __name__ == "__main__":
+    cli()

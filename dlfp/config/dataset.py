@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 from omegaconf import II
+
+from dlfp.config.checks import Rule, limit
 
 
 @dataclass
@@ -14,9 +17,9 @@ class MNISTConfig:
     name: str = "mnist"  # mnist | fashion_mnist: the folder and torchvision class to use
     root: str = "${paths.data_dir}"
     download: bool = True
-    val_size: int = 5000  # held out of the 60,000 training images; the 10,000 test set stays apart
+    val_size: int = limit(5000, ge=1)  # held out of the 60,000 training images; the 10,000 test set stays apart
     split_seed: int = 0
-    train_size: int | None = None  # a stratified subset of the training split; null = all of it
+    train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
     subset_seed: int = II("seed")  # chooses that subset (the run seed unless set)
 
 
@@ -24,9 +27,9 @@ class MNISTConfig:
 class MNIST5kConfig:
     _target_: str = "dlfp.data.mnist5k.load_mnist5k"
     name: str = "mnist5k"
-    val_size: int = 1000  # stratified: val_size / 10 per class
+    val_size: int = limit(1000, ge=1)  # stratified: val_size / 10 per class
     split_seed: int = 0
-    train_size: int | None = None  # a stratified subset of the training split; null = all of it
+    train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
     subset_seed: int = II("seed")  # chooses that subset (the run seed unless set)
 
 
@@ -38,11 +41,13 @@ class RegressionTarget(Enum):
 class SinRegressionConfig:
     _target_: str = "dlfp.data.regression1d.make_regression1d"
     target: RegressionTarget = RegressionTarget.sin_10pi_x4
-    n: int = 100  # training points
-    noise_std: float = 0.0  # std of Gaussian noise added to the training targets
+    n: int = limit(100, ge=1)  # training points
+    noise_std: float = limit(0.0, ge=0)  # std of Gaussian noise added to the training targets
     x_low: float = 0.0  # training inputs are uniform on [x_low, x_high]: the data's support
     x_high: float = 1.0
     seed: int = 0  # draws the inputs and the noise (the experiment sets it to ${seed})
+
+    RULES: ClassVar = (Rule(("x_low", "x_high"), lambda low, high: low < high, "x_low must be below x_high"),)
 
 
 SCHEMAS = {"dataset": {"mnist": MNISTConfig, "mnist5k": MNIST5kConfig,

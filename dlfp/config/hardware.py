@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from dlfp.config.checks import limit
+
 
 class Device(Enum):
     auto = "auto"
@@ -23,7 +25,7 @@ class HardwareConfig:
     amp_dtype: AmpDtype | None = None  # autocast dtype, used on CUDA only
     compile: bool = False  # torch.compile the model
     channels_last: bool = False  # memory format for conv nets on GPU
-    threads: int | None = None  # intra-op threads of torch and NumPy's BLAS; null keeps their defaults
+    threads: int | None = limit(None, ge=1)  # intra-op threads of torch and NumPy's BLAS; null keeps their defaults
     deterministic: bool = True  # torch.use_deterministic_algorithms
 
 

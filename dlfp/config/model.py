@@ -2,35 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
+
+from dlfp.config.checks import Rule, limit
 
 
 @dataclass
 class PatchMLPConfig:
     _target_: str = "dlfp.models.patch_mlp.PatchMLP"
-    in_channels: int = 1
-    image_size: int = 28
-    patch_size: int = 4
-    embed_channels: int = 8
-    hidden: list[int] = field(default_factory=lambda: [256])
-    num_classes: int = 10
+    in_channels: int = limit(1, ge=1)
+    image_size: int = limit(28, ge=1)
+    patch_size: int = limit(4, ge=1)
+    embed_channels: int = limit(8, ge=1)
+    hidden: list[int] = limit(factory=lambda: [256], ge=1)
+    num_classes: int = limit(10, ge=2)
+
+    RULES: ClassVar = (Rule(("image_size", "patch_size"), lambda size, patch: size % patch == 0,
+                            "the patches must tile the image (image_size a multiple of patch_size)"),)
 
 
 @dataclass
 class MLPConfig:
     _target_: str = "dlfp.models.mlp.MLP"
-    in_features: int = 1
-    out_features: int = 1
-    depth: int = 3  # hidden layers (Linear + ReLU each); the output layer is not counted
-    width: int = 256  # units per hidden layer
+    in_features: int = limit(1, ge=1)
+    out_features: int = limit(1, ge=1)
+    depth: int = limit(3, ge=1)  # hidden layers (Linear + ReLU each); the output layer is not counted
+    width: int = limit(256, ge=1)  # units per hidden layer
 
 
 @dataclass
 class VAEConfig:
     _target_: str = "dlfp.models.vae.VAE"
-    input_dim: int = 196  # 14x14 binarised pixels
-    hidden: int = 128  # tanh layer in both encoder and decoder
-    latent_dim: int = 8
+    input_dim: int = limit(196, ge=1)  # 14x14 binarised pixels
+    hidden: int = limit(128, ge=1)  # tanh layer in both encoder and decoder
+    latent_dim: int = limit(8, ge=1)
 
 
 SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "mlp": MLPConfig, "vae": VAEConfig}}

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
+
+from dlfp.config.checks import Rule, limit
 
 
 @dataclass
 class SGDConfig:
     _target_: str = "torch.optim.SGD"
     _partial_: bool = True
-    lr: float = 0.1
-    momentum: float = 0.0
+    lr: float = limit(0.1, gt=0)
+    momentum: float = limit(0.0, ge=0)
     nesterov: bool = False
-    weight_decay: float = 0.0  # applied to weights only, never to biases or norm parameters
+    weight_decay: float = limit(0.0, ge=0)  # applied to weights only, never to biases or norm parameters
+
+    RULES: ClassVar = (Rule(("nesterov", "momentum"), lambda nesterov, momentum: not nesterov or momentum > 0,
+                            "Nesterov momentum needs momentum > 0"),)
 
 
 @dataclass
 class AdamConfig:
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
-    lr: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
+    lr: float = limit(1e-3, gt=0)
+    betas: list[float] = limit(factory=lambda: [0.9, 0.999], ge=0, lt=1)
+    eps: float = limit(1e-8, gt=0)
+    weight_decay: float = limit(0.0, ge=0)
+
+    RULES: ClassVar = (Rule(("betas",), lambda betas: len(betas) == 2, "give two betas, [beta1, beta2]"),)
 
 
 @dataclass

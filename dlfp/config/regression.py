@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlfp.config.checks import limit
+
 
 @dataclass
 class RegressionConfig:
@@ -11,7 +13,7 @@ class RegressionConfig:
     standardize_inputs: bool = True  # the MLP sees (x - mean) / std of U[x_low, x_high]
     fast_mlp_step: bool = True  # MLP + SGD: hand-written update (same arithmetic); false: autograd
     extrapolate_to: float = 1.5  # delta_out's grid runs from dataset.x_low to here
-    grid_points: int = 2001  # grid points on [x_low, x_high] for delta_in; same spacing beyond
+    grid_points: int = limit(2001, ge=2)  # grid points on [x_low, x_high] for delta_in; same spacing beyond
 
 
 SCHEMAS = {"regression": {"regression": RegressionConfig}}

@@ -7,6 +7,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from dlfp.config.checks import limit
+
 
 @dataclass
 class PathsConfig:
@@ -18,7 +20,7 @@ class PathsConfig:
 class RootConfig:
     task: str = MISSING
     experiment_name: str = MISSING
-    seed: int = 0
+    seed: int = limit(0, ge=0, lt=2**63)  # seeds Python, NumPy and torch (and, by default, the data subsets)
     objective: str = "val/error"  # summary metric returned to sweepers
     resume: bool = False  # continue from checkpoints/last.pt of hydra.run.dir
     paths: PathsConfig = field(default_factory=PathsConfig)

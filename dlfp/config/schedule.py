@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+
+from dlfp.config.checks import limit
 
 
 class ScheduleKind(Enum):
@@ -22,25 +24,25 @@ class MilestoneUnit(Enum):
 @dataclass
 class ScheduleConfig:
     kind: ScheduleKind = ScheduleKind.constant
-    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
-    final_lr_fraction: float = 0.0  # lr at the end as a fraction of the peak (cosine, linear)
+    warmup_steps: int = limit(0, ge=0)  # linear warm-up from lr/warmup_steps to lr
+    final_lr_fraction: float = limit(0.0, ge=0, le=1)  # lr at the end as a fraction of the peak (cosine, linear)
 
 
 @dataclass
 class MultiStepConfig:
     kind: ScheduleKind = ScheduleKind.multistep
-    warmup_steps: int = 0
-    milestones: list[int] = field(default_factory=list)  # lr x gamma at each
+    warmup_steps: int = limit(0, ge=0)
+    milestones: list[int] = limit(factory=list, ge=0)  # lr x gamma at each
     unit: MilestoneUnit = MilestoneUnit.epochs
-    gamma: float = 0.1
+    gamma: float = limit(0.1, gt=0)
 
 
 @dataclass
 class OneCycleConfig:
     kind: ScheduleKind = ScheduleKind.onecycle
-    pct_start: float = 0.3  # fraction of the run spent rising to optimizer.lr
-    div_factor: float = 25.0  # starts at lr / div_factor
-    final_div_factor: float = 1e4  # ends at lr / (div_factor * final_div_factor)
+    pct_start: float = limit(0.3, gt=0, lt=1)  # fraction of the run spent rising to optimizer.lr
+    div_factor: float = limit(25.0, gt=0)  # starts at lr / div_factor
+    final_div_factor: float = limit(1e4, gt=0)  # ends at lr / (div_factor * final_div_factor)
 
 
 SCHEMAS = {"schedule": {"schedule": ScheduleConfig, "multistep": MultiStepConfig,

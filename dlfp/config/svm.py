@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
+
+from dlfp.config.checks import Rule, limit
 
 
 class SVMKernel(Enum):
@@ -28,28 +30,37 @@ class GaborNonlinearity(Enum):
 
 @dataclass
 class GaborConfig:
-    orientations: int = 8  # evenly spaced over 180 degrees
-    wavelengths: list[float] = field(default_factory=lambda: [3.0, 6.0])  # pixels of the 14x14 image
+    orientations: int = limit(8, ge=1)  # evenly spaced over 180 degrees
+    wavelengths: list[float] = limit(factory=lambda: [3.0, 6.0], gt=0)  # pixels of the 14x14 image
     phases: list[float] = field(default_factory=lambda: [0.0, 90.0])  # degrees; 0/90 = even/odd pair
-    sigma: float | None = None  # Gaussian envelope std in pixels; null = sigma_per_wavelength * wavelength
-    sigma_per_wavelength: float = 0.5
-    aspect: float = 1.0  # envelope std along the stripes = sigma / aspect
-    kernel_size: int = 9  # odd, at most the image size
+    sigma: float | None = limit(None, gt=0)  # envelope std in pixels; null = sigma_per_wavelength * wavelength
+    sigma_per_wavelength: float = limit(0.5, gt=0)
+    aspect: float = limit(1.0, gt=0)  # envelope std along the stripes = sigma / aspect
+    kernel_size: int = limit(9, ge=1)  # odd, at most the image size
     nonlinearity: GaborNonlinearity = GaborNonlinearity.energy
-    pool_grid: int = 4  # rectified responses averaged over pool_grid x pool_grid cells
+    pool_grid: int = limit(4, ge=1)  # rectified responses averaged over pool_grid x pool_grid cells
+
+    RULES: ClassVar = (
+        Rule(("kernel_size",), lambda size: size % 2 == 1, "must be odd (the filter has a centre pixel)"),
+        Rule(("wavelengths", "phases"), lambda w, p: len(w) > 0 and len(p) > 0, "the bank would be empty"),
+    )
 
 
 @dataclass
 class SVMConfig:
     kernel: SVMKernel = SVMKernel.rbf
-    C: float = 5.0
+    C: float = limit(5.0, gt=0)
     gamma: Any = "scale"  # "scale", "auto" or a positive number (rbf/poly)
-    degree: int = 3  # poly kernel only
+    degree: int = limit(3, ge=1)  # poly kernel only
     standardize: bool = True  # StandardScaler (per-feature zero mean, unit variance) before the SVM
     approx: KernelApprox = KernelApprox.none
-    n_components: int = 2000  # size of the approximate kernel map (approx != none)
-    downsample: int = 2  # area-average factor: 28x28 -> 14x14
-    cache_mb: int = 1000  # libsvm kernel cache
+    n_components: int = limit(2000, ge=1)  # size of the approximate kernel map (approx != none)
+    downsample: int = limit(2, ge=1)  # area-average factor: 28x28 -> 14x14
+    cache_mb: int = limit(1000, ge=1)  # libsvm kernel cache
+
+    RULES: ClassVar = (Rule(("gamma",), lambda g: g in ("scale", "auto") or (
+        isinstance(g, (int, float)) and not isinstance(g, bool) and g > 0),
+        "must be 'scale', 'auto' or a positive number"),)
 
 
 @dataclass

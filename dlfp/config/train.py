@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
+
+from dlfp.config.checks import Rule, limit
 
 
 class CadenceUnit(Enum):
@@ -14,20 +16,23 @@ class CadenceUnit(Enum):
 
 @dataclass
 class TrainLoopConfig:
-    steps: int | None = None  # update budget; exactly one of steps / epochs is set
-    epochs: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 1000
+    steps: int | None = limit(None, ge=1)  # update budget; exactly one of steps / epochs is set
+    epochs: int | None = limit(None, ge=1)
+    batch_size: int = limit(32, ge=1)
+    eval_batch_size: int = limit(1000, ge=1)
     cadence: CadenceUnit = CadenceUnit.updates  # unit of eval_every, log_every, checkpoint_every
-    eval_every: int = 500  # between validation passes (one is also run at the start and the end)
-    log_every: int = 100  # between train records (mean loss since the last one, lr)
-    checkpoint_every: int = 1000  # between checkpoints (one is also written at the end)
-    grad_clip: float | None = None  # max global gradient norm; null disables clipping
-    accumulate: int = 1  # micro-batches per batch, gradients summed: same update, less memory
-    ema_decay: float | None = None  # EMA of the weights, evaluated and checkpointed beside them
-    stop_loss: float | None = None  # stop once a train record's loss is at or below this
+    eval_every: int = limit(500, ge=1)  # between validation passes (also one at the start and the end)
+    log_every: int = limit(100, ge=1)  # between train records (mean loss since the last one, lr)
+    checkpoint_every: int = limit(1000, ge=1)  # between checkpoints (one is also written at the end)
+    grad_clip: float | None = limit(None, gt=0)  # max global gradient norm; null disables clipping
+    accumulate: int = limit(1, ge=1)  # micro-batches per batch, gradients summed: same update, less memory
+    ema_decay: float | None = limit(None, ge=0, lt=1)  # EMA of the weights, evaluated and checkpointed too
+    stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
     transforms: list[Any] = field(default_factory=list)  # per-batch transforms, every split
     augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only
+
+    RULES: ClassVar = (Rule(("steps", "epochs"), lambda steps, epochs: steps is None or epochs is None,
+                            "set only one of them (the other to null)"),)
 
 
 SCHEMAS = {"train": {"train": TrainLoopConfig}}

@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from dlfp.config.checks import Rule, limit
 
 
 @dataclass
 class VAEDataConfig:
-    per_class: int = 1000  # training images per digit, class-balanced
-    val_images: int = 100  # held-out images for the validation log-likelihood
+    per_class: int = limit(1000, ge=1)  # training images per digit, class-balanced
+    val_images: int = limit(100, ge=1)  # held-out images for the validation log-likelihood
     strict_balance: bool = False  # true: error if a digit has fewer than per_class images
-    threshold: float = 128.0  # pixel (0..255, after downsampling) > threshold -> 1
-    downsample: int = 2  # area-average factor: 28x28 -> 14x14
+    threshold: float = limit(128.0, ge=0, le=255)  # pixel (0..255, after downsampling) > threshold -> 1
+    downsample: int = limit(2, ge=1)  # area-average factor: 28x28 -> 14x14
     selection_seed: int = 0  # which images of each digit are chosen
 
 
 @dataclass
 class VAETraversalConfig:
-    dims: list[int] | None = None  # two latent dimensions; null picks the two with the largest KL
-    span: float = 3.0  # +-span prior standard deviations around the mean
-    steps: int = 9  # grid points per dimension
+    dims: list[int] | None = limit(None, ge=0)  # two latent dimensions; null: the two with the largest KL
+    span: float = limit(3.0, gt=0)  # +-span prior standard deviations around the mean
+    steps: int = limit(9, ge=2)  # grid points per dimension
+
+    RULES: ClassVar = (Rule(("dims",), lambda dims: dims is None or (len(dims) == 2 and dims[0] != dims[1]),
+                            "name two different latent dimensions, or null"),)
 
 
 @dataclass
 class VAESectionConfig:
     data: VAEDataConfig = field(default_factory=VAEDataConfig)
-    mc_samples: int = 2  # Monte Carlo samples of z per image in the training ELBO
-    eval_mc_samples: int = 100  # samples per image for the validation/final ELBO
-    iwae_k: list[int] = field(default_factory=lambda: [1, 10, 100, 1000])  # final log p(x) bounds
-    iwae_chunk: int = 100  # importance samples evaluated at once (memory bound)
+    mc_samples: int = limit(2, ge=1)  # Monte Carlo samples of z per image in the training ELBO
+    eval_mc_samples: int = limit(100, ge=1)  # samples per image for the validation/final ELBO
+    iwae_k: list[int] = limit(factory=lambda: [1, 10, 100, 1000], ge=1)  # final log p(x) bounds
+    iwae_chunk: int = limit(100, ge=1)  # importance samples evaluated at once (memory bound)
     eval_seed: int = 0  # noise of every evaluation, kept apart from the training noise
-    num_samples: int = 64  # images in plots/samples.png
+    num_samples: int = limit(64, ge=1)  # images in plots/samples.png
     sample_threshold: float | None = None  # null: show Bernoulli means; else binarise them at this
     traversal: VAETraversalConfig = field(default_factory=VAETraversalConfig)
 

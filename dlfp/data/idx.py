@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as e:
-        raise DlfpError(f"cannot read {path}: {e}. Delete it and download it again.") from e
+    except PermissionError:
+        raise DlfpError(f"cannot read {path}: permission denied; make it readable (chmod +r)") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DlfpError(f"cannot read {path}: {e}; it is damaged. Delete it and download it again.") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise DlfpError(f"{path} is not an IDX file (bad magic number). Replace it.")
     ndim = data[3]

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from dlfp.data.images import Split
+from dlfp.errors import DlfpError
 from dlfp.data.transforms import Transform
 
 Batch = dict[str, torch.Tensor]
@@ -50,7 +51,8 @@ class Loader:
         self.chunk_transforms, self.batch_transforms = self.transforms[:rowwise], self.transforms[rowwise:]
         self.device = next(iter(self.fields.values())).device
         if self.drop_last and self.shard_rows < batch_size:
-            raise ValueError(f"{self.shard_rows} examples cannot fill one batch of {batch_size}")
+            raise DlfpError(f"a batch of {batch_size} is larger than the {self.shard_rows} training "
+                            "examples; lower train.batch_size")
 
     @property
     def shard_rows(self) -> int:

@@ -12,6 +12,7 @@ import torch
 
 from dlfp.data.idx import read_idx
 from dlfp.data.images import ImageData, Split, image_data, stratified_holdout
+from dlfp.data.validate import check_labelled_images
 from dlfp.errors import DlfpError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ def load_mnist(
     if files is None:
         files = _download_or_explain(root_path, name, download)
     arrays = {key: read_idx(path) for key, path in files.items()}
+    for split in ("train", "test"):
+        check_labelled_images(
+            arrays[f"{split}_images"], arrays[f"{split}_labels"], image_shape=(28, 28),
+            classes=len(classes), source=f"{files[split + '_images'].name} and {files[split + '_labels'].name}",
+            fix=f"replace the {split} files in {files[split + '_images'].parent} with the original {name} files")
     train_x, train_y = arrays["train_images"], arrays["train_labels"].astype(np.int64)
     if not 0 < val_size < len(train_y):
         raise DlfpError(f"dataset.val_size={val_size} must be between 1 and {len(train_y) - 1}")
@@ -75,6 +81,9 @@ def find_idx_files(root: Path, folder: str) -> dict[str, Path] | None:
         found = {}
         for key, stem in FILES.items():
             for candidate in (base / stem, base / f"{stem}.gz"):
+                if candidate.is_dir():
+                    raise DlfpError(f"{candidate} is a directory, where the IDX file {candidate.name} "
+                                    "should be; remove or rename it")
                 if candidate.is_file():
                     found[key] = candidate
                     break

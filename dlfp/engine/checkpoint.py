@@ -8,6 +8,7 @@ the random numbers the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 
 from dlfp.errors import DlfpError
+
+log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict[str, Any]:
@@ -45,16 +48,33 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def previous(path: Path) -> Path:
+    """Where the checkpoint before ``path`` is kept: ``last.pt`` -> ``last.prev.pt``."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file in the same folder, then rename: a kill never leaves half a file.
+    The checkpoint it replaces is kept as ``previous(path)``, a fallback should the new one be
+    damaged later. A failed write (disk full, no permission) leaves no temporary file behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".npz":
-        with tmp.open("wb") as f:
-            np.savez(f, **_flatten(state))
-    else:
-        torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".npz":
+            with tmp.open("wb") as f:
+                np.savez(f, **_flatten(state))
+        else:
+            torch.save(state, tmp)
+        if path.exists():  # a hard link, so that a checkpoint stands at ``path`` at every moment
+            link = previous(path).with_name(f".{previous(path).name}.tmp")
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            os.replace(link, previous(path))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DlfpError(f"cannot write the checkpoint {path}: {e.strerror or e}; free disk space or "
+                        "make the run directory writable, then resume=true") from None
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -62,6 +82,27 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         with np.load(path, allow_pickle=False) as saved:
             return _unflatten({key: saved[key] for key in saved.files})
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_for_resume(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint at ``path``; if it is damaged, the one before it, with a warning; one
+    DlfpError naming the files if neither loads."""
+    problems = []
+    for candidate in (path, previous(path)):
+        if not candidate.exists():
+            continue
+        try:
+            state = load_checkpoint(candidate, map_location)
+            if "step" not in state or "update" not in state:
+                raise ValueError("it is not a checkpoint of the training driver")
+        except Exception as e:  # noqa: BLE001 - any damage means: try the previous one, then explain
+            problems.append(f"{candidate.name} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            continue
+        if candidate != path:
+            log.warning("%s is damaged (%s); resuming from %s instead", path, problems[0], candidate)
+        return state
+    raise DlfpError(f"cannot resume from {path.parent}: {'; '.join(problems) or 'no checkpoint'}. "
+                    "Start a new run (another hydra.run.dir) instead.")
 
 
 def _flatten(state: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
@@ -91,6 +132,14 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def check_resumable(path: Path, run_dir: Path, resume: bool) -> None:
     """A resumed run needs its checkpoint; a fresh run must not silently overwrite one."""
+    others = sorted(p.name for p in path.parent.glob("last.*")
+                    if p.suffix != path.suffix and ".prev" not in p.name) if path.parent.is_dir() else []
+    if resume and not path.exists() and others:
+        raise DlfpError(
+            f"resume=true but {run_dir} holds checkpoints/{others[0]}, written by another kind of "
+            f"experiment than this one (which writes {path.name}); resume it with the experiment "
+            "and overrides it was started with"
+        )
     if resume and not path.exists():
         raise DlfpError(
             f"resume=true but {path} does not exist. Resume names the run to continue "
@@ -107,6 +156,7 @@ def raise_non_finite(step: int, path: Path, what: str) -> None:
     """Stop training on a NaN/inf ``what`` (loss or parameters), naming the last good checkpoint."""
     kept = f"the last good checkpoint is {path}" if path.exists() else "no checkpoint yet"
     raise DlfpError(
-        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Lower "
-        "optimizer.lr, set train.grad_clip, or check the data for bad values."
+        f"training {what} became NaN or infinite by update {step}; stopped ({kept}). Start a new run "
+        "(another hydra.run.dir) with a lower optimizer.lr or with train.grad_clip set, or check the "
+        "data for bad values (resume=true keeps this run's settings)."
     )

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dlfp.engine.checkpoint import (
     check_resumable,
-    load_checkpoint,
+    load_for_resume,
     raise_non_finite,
     rng_state,
     save_checkpoint,
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 Results = dict[str, dict[str, float]]  # {split: {metric: value}}
 Evaluate = Callable[[Any], Results]
 CHECKPOINT_FORMAT = 1
+# Settings a resumed run may change: where files go, the budget (to extend a finished run), the
+# cadence of records, the evaluation batch and threads. Any other difference would mix two runs.
+RESUMABLE_CHANGES = ("resume", "paths.", "train.steps", "train.epochs", "train.eval_every", "train.log_every",
+                     "train.checkpoint_every", "train.eval_batch_size", "hardware.threads")
 
 
 class BatchSource(Protocol):
@@ -116,15 +120,20 @@ def fit(
     stateful: dict[str, Stateful] = {**(task_state or {}), **({"ema": ema} if ema else {})}
     window = LossWindow()
     start, stopped = 0, False
+    config = _json(run.cfg)
     if resume:
-        start, stopped = _restore(load_checkpoint(ckpt_path, run.hw.device), update, window, stateful)
+        state = load_for_resume(ckpt_path, run.hw.device)
+        _check_changes(json.loads(state["config"]), json.loads(config), run)
+        start, stopped = _restore(state, update, window, stateful)
         run.metrics.truncate_after(start)
         log.info("resumed from %s at step %d/%d", ckpt_path, start, steps)
+    else:
+        run.metrics.clear()  # records a killed run left before its first checkpoint
     model_config = update.model_config()
-    saved = {"format": CHECKPOINT_FORMAT, "config": _json(run.cfg),
+    saved = {"format": CHECKPOINT_FORMAT, "config": config,
              "model_config": json.dumps(model_config) if model_config else None}
 
-    def run_eval(step: int) -> Results:
+    def run_eval(step: int, record: bool = True) -> Results:
         results: Results = {}
         if evaluate is not None:
             with update.evaluation() as model:
@@ -132,7 +141,7 @@ def fit(
             if ema is not None:
                 with update.evaluation(ema.model) as model:
                     results.update({f"{split}_ema": m for split, m in evaluate(model).items()})
-        for split, metrics in results.items():
+        for split, metrics in results.items() if record else ():
             run.metrics.log(step, split, epoch=round(step / per_epoch, 4), **metrics)
             shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             log.info("step %d/%d %s %s", step, steps, split, shown)
@@ -191,8 +200,8 @@ def fit(
             save(step)
     progress.close()
     seconds = time.perf_counter() - began
-    if not results:  # resumed a run that had already finished (budget spent or stop_loss reached)
-        results = run_eval(step)
+    if not results:  # resumed a run that had already finished: its records are all there
+        results = run_eval(step, record=False)
     run.timings["train_seconds"] = round(seconds, 3)
     return FitResult(steps=step, evaluation=results, train_seconds=seconds)
 
@@ -216,6 +225,33 @@ def _ema(update: Update, decay: float | None) -> EMA | None:
     if not isinstance(update.model, torch.nn.Module):
         raise DlfpError("train.ema_decay needs a torch model; this experiment's update has none")
     return EMA(update.model, decay)
+
+
+def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> None:
+    """Refuse to resume with a setting that shapes the run changed; allow (and log) the ones in
+    ``RESUMABLE_CHANGES``."""
+    before, after = _flat(saved), _flat(current)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k, "<unset>") != after.get(k, "<unset>"))
+    shown = [f"{k}: {before.get(k, '<unset>')} -> {after.get(k, '<unset>')}" for k in changed]
+    refused = [s for k, s in zip(changed, shown) if not k.startswith(RESUMABLE_CHANGES)]
+    if refused:
+        raise DlfpError(
+            f"resume=true would mix two runs: {run.dir} was trained with other settings "
+            f"({'; '.join(refused)}). Resume with the settings it was started with, or start a new run "
+            "(another hydra.run.dir). Only these may change on resume: "
+            f"{', '.join(k.rstrip('.') for k in RESUMABLE_CHANGES if k != 'resume')}"
+        )
+    if shown:
+        log.warning("resuming %s with changed settings: %s", run.dir, "; ".join(shown))
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
 
 
 def _restore(state: dict[str, Any], update: Update, window: LossWindow,

@@ -31,6 +31,5 @@ class Run:
 
     @property
     def checkpoint_dir(self) -> Path:
-        path = self.dir / "checkpoints"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """Created by the first checkpoint written, so a run that fails earlier leaves no empty folder."""
+        return self.dir / "checkpoints"

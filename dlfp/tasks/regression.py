@@ -90,14 +90,6 @@ def _check_config(cfg: DictConfig) -> None:
     if reg.extrapolate_to < cfg.dataset.x_high:
         raise DlfpError(f"regression.extrapolate_to={reg.extrapolate_to} must be at least "
                         f"dataset.x_high={cfg.dataset.x_high} (delta_out's grid extends delta_in's)")
-    if reg.grid_points < 2:
-        raise DlfpError(f"regression.grid_points={reg.grid_points} must be at least 2")
-    if not reg.full_batch and cfg.train.batch_size < 1:
-        raise DlfpError(f"train.batch_size={cfg.train.batch_size} must be positive "
-                        "(or set regression.full_batch=true)")
-    if cfg.model.get("depth", 1) < 1 or cfg.model.get("width", 1) < 1:
-        raise DlfpError(f"model.depth={cfg.model.depth} and model.width={cfg.model.width} "
-                        "must be positive")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from dlfp.viz.vae import (
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, vcfg = run.hw, cfg.vae
-    _check_settings(vcfg)
     data = load_binarized(instantiate(cfg.dataset), vcfg.data).to(hw.device)
     model: VAE = build_model(cfg.model)
     if model.input_dim != data.train.shape[1]:
@@ -93,17 +92,6 @@ def mean_iwae(
     total = sum(iwae_bound(model, xb, k, chunk=chunk, generator=generator).sum().item()
                 for xb in x.split(batch_size))
     return total / len(x)
-
-
-def _check_settings(vcfg: DictConfig) -> None:
-    for key in ("mc_samples", "eval_mc_samples", "iwae_chunk", "num_samples"):
-        if vcfg[key] < 1:
-            raise DlfpError(f"vae.{key} must be positive, got {vcfg[key]}")
-    if any(k < 1 for k in vcfg.iwae_k):
-        raise DlfpError(f"every vae.iwae_k must be positive, got {list(vcfg.iwae_k)}")
-    dims = vcfg.traversal.dims
-    if dims is not None and (len(dims) != 2 or len(set(dims)) != 2):
-        raise DlfpError(f"vae.traversal.dims must name two different latent dimensions, got {list(dims)}")
 
 
 def _plot(run: Run, model: VAE, data: BinaryImages, vcfg: DictConfig) -> None:
