@@ -55,7 +55,8 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
     (["dataset.val_size=0"], "dataset.val_size=0 must be >= 1"),
     (["dataset.train_size=0"], "dataset.train_size=0 must be >= 1"),
     (["experiment=regression", "dataset.n=0"], "dataset.n=0 must be >= 1"),
-    (["experiment=regression", "dataset.x_low=2"], "dataset.x_low=2.0, dataset.x_high=1.0: x_low must be below"),
+    (["experiment=regression", "dataset.x_low=2"],
+     "dataset.x_low=2.0, dataset.x_high=1.0: x_low must be below"),
     (["experiment=regression", "regression.grid_points=1"], "regression.grid_points=1 must be >= 2"),
     (["experiment=regression", "model.depth=0"], "model.depth=0 must be >= 1"),
     (["experiment=vae", "vae.mc_samples=0"], "vae.mc_samples=0 must be >= 1"),
@@ -66,7 +67,8 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
     (["experiment=mnist_svm", "svm.C=0"], "svm.C=0.0 must be > 0"),
     (["experiment=mnist_svm", "svm.gamma=-2"], "svm.gamma=-2: must be 'scale', 'auto' or a positive number"),
     (["experiment=mnist_svm", "features.kernel_size=8"], "features.kernel_size=8: must be odd"),
-    (["experiment=mnist_svm", "features.wavelengths=[3.0,-1.0]"], "features.wavelengths=[3.0, -1.0] must all be > 0"),
+    (["experiment=mnist_svm", "features.wavelengths=[3.0,-1.0]"],
+     "features.wavelengths=[3.0, -1.0] must all be > 0"),
     (["experiment=mnist_svm", "features.phases=[]"], "the bank would be empty"),
 ]
 
@@ -95,8 +97,10 @@ def test_every_experiment_as_shipped_has_no_problem() -> None:
         assert config_problems(OmegaConf_job(compose_config([f"experiment={path.stem}"]))) == [], path.stem
 
 
-@pytest.mark.parametrize("override", ["train.grad_clip=-1", "+train.stepz=10", "model.patch_size=5", "seed=-1"])
-def test_bad_value_through_the_cli_is_one_line_exit_1_and_leaves_nothing(tmp_path: Path, override: str) -> None:
+@pytest.mark.parametrize("override", ["train.grad_clip=-1", "+train.stepz=10", "model.patch_size=5",
+                                      "seed=-1"])
+def test_bad_value_through_the_cli_is_one_line_exit_1_and_leaves_nothing(tmp_path: Path,
+                                                                          override: str) -> None:
     run_dir = tmp_path / "run"
     proc = run_cli([*TINY_MNIST, override, f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
     assert proc.returncode == 1
@@ -260,7 +264,8 @@ def test_a_torch_run_resumed_as_the_numpy_experiment_says_what_it_holds(tmp_path
 
 
 def test_nan_advice_is_a_new_run_because_resume_keeps_the_settings(tmp_path: Path) -> None:
-    with pytest.raises(DlfpError, match=r"Start a new run \(another hydra.run.dir\) with a lower optimizer.lr"):
+    advice = r"Start a new run \(another hydra.run.dir\) with a lower optimizer.lr"
+    with pytest.raises(DlfpError, match=advice):
         run_inprocess([*SHORT, "optimizer.lr=1e6"], tmp_path / "run")
 
 

@@ -87,7 +87,10 @@ def _check_node(node: DictConfig, path: str, problems: list[str]) -> None:
 def _out_of_bounds(value: Any, bounds: dict[str, float]) -> str | None:
     is_list = isinstance(value, (list, ListConfig))
     items = list(value) if is_list else [value]
-    if all(item is None or all(_TESTS[name](item, bound) for name, bound in bounds.items()) for item in items):
+    def ok(item: Any) -> bool:
+        return item is None or all(_TESTS[name](item, bound) for name, bound in bounds.items())
+
+    if all(ok(item) for item in items):
         return None
     wanted = " and ".join(f"{_BOUNDS[name]} {bound}" for name, bound in bounds.items())
     return f"must {'all ' if is_list else ''}be {wanted}"

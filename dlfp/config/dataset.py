@@ -17,7 +17,7 @@ class MNISTConfig:
     name: str = "mnist"  # mnist | fashion_mnist: the folder and torchvision class to use
     root: str = "${paths.data_dir}"
     download: bool = True
-    val_size: int = limit(5000, ge=1)  # held out of the 60,000 training images; the 10,000 test set stays apart
+    val_size: int = limit(5000, ge=1)  # held out of the 60,000 training images; the test set stays apart
     split_seed: int = 0
     train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
     subset_seed: int = II("seed")  # chooses that subset (the run seed unless set)

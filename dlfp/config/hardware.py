@@ -25,7 +25,7 @@ class HardwareConfig:
     amp_dtype: AmpDtype | None = None  # autocast dtype, used on CUDA only
     compile: bool = False  # torch.compile the model
     channels_last: bool = False  # memory format for conv nets on GPU
-    threads: int | None = limit(None, ge=1)  # intra-op threads of torch and NumPy's BLAS; null keeps their defaults
+    threads: int | None = limit(None, ge=1)  # intra-op threads of torch and NumPy's BLAS; null: defaults
     deterministic: bool = True  # torch.use_deterministic_algorithms
 
 

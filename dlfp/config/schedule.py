@@ -25,7 +25,7 @@ class MilestoneUnit(Enum):
 class ScheduleConfig:
     kind: ScheduleKind = ScheduleKind.constant
     warmup_steps: int = limit(0, ge=0)  # linear warm-up from lr/warmup_steps to lr
-    final_lr_fraction: float = limit(0.0, ge=0, le=1)  # lr at the end as a fraction of the peak (cosine, linear)
+    final_lr_fraction: float = limit(0.0, ge=0, le=1)  # final lr / peak lr (cosine, linear)
 
 
 @dataclass

@@ -33,7 +33,7 @@ class GaborConfig:
     orientations: int = limit(8, ge=1)  # evenly spaced over 180 degrees
     wavelengths: list[float] = limit(factory=lambda: [3.0, 6.0], gt=0)  # pixels of the 14x14 image
     phases: list[float] = field(default_factory=lambda: [0.0, 90.0])  # degrees; 0/90 = even/odd pair
-    sigma: float | None = limit(None, gt=0)  # envelope std in pixels; null = sigma_per_wavelength * wavelength
+    sigma: float | None = limit(None, gt=0)  # envelope std (px); null: sigma_per_wavelength * wavelength
     sigma_per_wavelength: float = limit(0.5, gt=0)
     aspect: float = limit(1.0, gt=0)  # envelope std along the stripes = sigma / aspect
     kernel_size: int = limit(9, ge=1)  # odd, at most the image size

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from dlfp.data.images import Split
-from dlfp.errors import DlfpError
 from dlfp.data.transforms import Transform
+from dlfp.errors import DlfpError
 
 Batch = dict[str, torch.Tensor]
 

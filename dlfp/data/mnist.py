@@ -57,8 +57,10 @@ def load_mnist(
     for split in ("train", "test"):
         check_labelled_images(
             arrays[f"{split}_images"], arrays[f"{split}_labels"], image_shape=(28, 28),
-            classes=len(classes), source=f"{files[split + '_images'].name} and {files[split + '_labels'].name}",
-            fix=f"replace the {split} files in {files[split + '_images'].parent} with the original {name} files")
+            classes=len(classes),
+            source=f"{files[split + '_images'].name} and {files[split + '_labels'].name}",
+            fix=f"replace the {split} files in {files[split + '_images'].parent} with the original "
+                f"{name} files")
     train_x, train_y = arrays["train_images"], arrays["train_labels"].astype(np.int64)
     if not 0 < val_size < len(train_y):
         raise DlfpError(f"dataset.val_size={val_size} must be between 1 and {len(train_y) - 1}")

@@ -40,7 +40,8 @@ def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     except Exception as e:  # noqa: BLE001 - gzip, zlib, parse and shape errors all mean: damaged
         raise DlfpError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0]}; {fix}") from None
     if table.shape[1] != 28 * 28 + 1 or len(table) == 0:
-        raise DlfpError(f"{path}: a table of shape {table.shape}, expected rows of 784 pixels and a label; {fix}")
+        raise DlfpError(f"{path}: a table of shape {table.shape}, expected rows of 784 pixels and a "
+                        f"label; {fix}")
     pixels, labels = table[:, :-1], table[:, -1]
     check_pixel_range(pixels, source=str(path), fix=fix)
     images = pixels.reshape(-1, 28, 28).astype(np.uint8)

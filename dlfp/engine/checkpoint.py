@@ -96,7 +96,8 @@ def load_for_resume(path: Path, map_location: str | torch.device = "cpu") -> dic
             if "step" not in state or "update" not in state:
                 raise ValueError("it is not a checkpoint of the training driver")
         except Exception as e:  # noqa: BLE001 - any damage means: try the previous one, then explain
-            problems.append(f"{candidate.name} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            first_line = str(e).splitlines()[0] if str(e) else ""
+            problems.append(f"{candidate.name} ({type(e).__name__}: {first_line})")
             continue
         if candidate != path:
             log.warning("%s is damaged (%s); resuming from %s instead", path, problems[0], candidate)

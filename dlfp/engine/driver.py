@@ -115,6 +115,7 @@ def fit(
     every = _cadence(train_cfg, per_epoch)
     stop_loss = train_cfg.get("stop_loss")
     ckpt_path = run.checkpoint_dir / f"last{update.checkpoint_suffix}"
+    run.dir.mkdir(parents=True, exist_ok=True)
     check_resumable(ckpt_path, run.dir, resume)
     ema = _ema(update, train_cfg.get("ema_decay"))
     stateful: dict[str, Stateful] = {**(task_state or {}), **({"ema": ema} if ema else {})}
@@ -231,7 +232,8 @@ def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> 
     """Refuse to resume with a setting that shapes the run changed; allow (and log) the ones in
     ``RESUMABLE_CHANGES``."""
     before, after = _flat(saved), _flat(current)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k, "<unset>") != after.get(k, "<unset>"))
+    changed = sorted(k for k in before.keys() | after.keys()
+                     if before.get(k, "<unset>") != after.get(k, "<unset>"))
     shown = [f"{k}: {before.get(k, '<unset>')} -> {after.get(k, '<unset>')}" for k in changed]
     refused = [s for k, s in zip(changed, shown) if not k.startswith(RESUMABLE_CHANGES)]
     if refused:
