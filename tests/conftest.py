@@ -20,7 +20,8 @@ from dlfp.config import CONF_DIR, register_configs
 from dlfp.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# real data for the slow tests: the folder DLFP_DATA names, else the one beside the checkout
+SHARED_DATA = Path(os.environ.get("DLFP_DATA", ROOT.parent / "shared" / "data"))
 register_configs()
 
 
@@ -96,5 +97,6 @@ TINY_MNIST = [
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "MNIST" / "raw").is_dir():
-        pytest.skip(f"real data not present at {SHARED_DATA} (only in the dlfp workplace)")
+        pytest.skip(f"real MNIST not present at {SHARED_DATA}/MNIST/raw "
+                    "(set DLFP_DATA to a folder holding it)")
     return SHARED_DATA
