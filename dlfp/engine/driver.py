@@ -113,73 +113,19 @@ def fit(
     steps = total_steps(train_cfg, per_epoch)
     factor = lr_factor(schedule, steps, per_epoch) if schedule is not None else (lambda step: 1.0)
     every = _cadence(train_cfg, per_epoch)
-    stop_loss = train_cfg.get("stop_loss")
-    ckpt_path = run.checkpoint_dir / f"last{update.checkpoint_suffix}"
-    run.dir.mkdir(parents=True, exist_ok=True)
-    check_resumable(ckpt_path, run.dir, resume)
-    ema = _ema(update, train_cfg.get("ema_decay"))
-    stateful: dict[str, Stateful] = {**(task_state or {}), **({"ema": ema} if ema else {})}
-    window = LossWindow()
-    start, stopped = 0, False
-    config = _json(run.cfg)
-    if resume:
-        state = load_for_resume(ckpt_path, run.hw.device)
-        _check_changes(json.loads(state["config"]), json.loads(config), run)
-        start, stopped = _restore(state, update, window, stateful)
-        run.metrics.truncate_after(start)
-        log.info("resumed from %s at step %d/%d", ckpt_path, start, steps)
-    else:
-        run.metrics.clear()  # records a killed run left before its first checkpoint
-    model_config = update.model_config()
-    saved = {"format": CHECKPOINT_FORMAT, "config": config,
-             "model_config": json.dumps(model_config) if model_config else None}
-
-    def run_eval(step: int, record: bool = True) -> Results:
-        results: Results = {}
-        if evaluate is not None:
-            with update.evaluation() as model:
-                results = dict(evaluate(model))
-            if ema is not None:
-                with update.evaluation(ema.model) as model:
-                    results.update({f"{split}_ema": m for split, m in evaluate(model).items()})
-        for split, metrics in results.items() if record else ():
-            run.metrics.log(step, split, epoch=round(step / per_epoch, 4), **metrics)
-            shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            log.info("step %d/%d %s %s", step, steps, split, shown)
-        return results
-
-    def record_train(step: int, record: dict[str, float]) -> bool:
-        """Log the train record; True when it reaches the stop_loss tolerance."""
-        if not math.isfinite(record["loss"]):
-            raise_non_finite(step, ckpt_path, "loss")
-        run.metrics.log(step, "train", epoch=round(step / per_epoch, 4), **record, lr=update.lr)
-        return stop_loss is not None and record["loss"] <= stop_loss
-
-    def save(step: int) -> None:
-        if not update.finite():
-            raise_non_finite(step, ckpt_path, "parameters")
-        state = {**saved, "step": step, "stopped": stopped, "update": update.state_dict(),
-                 "window": window.state_dict(), "rng": rng_state(),
-                 "task": {name: obj.state_dict() for name, obj in stateful.items()}}
-        save_checkpoint(ckpt_path, {k: v for k, v in state.items() if v is not None})
-
+    session = _Session(update, evaluate, run, train_cfg, per_epoch, steps, measure_train, task_state)
+    start = session.resume() if resume else session.start()
     update.set_lr(factor(start))
-    results: Results = {}
-    if start == 0:
-        stopped = measure_train is not None and record_train(0, measure_train())
-        results = run_eval(0)
+    results = session.first_records() if start == 0 else {}
     stream = batch_stream(batches, start)
-    progress = _Progress(steps, start, train_cfg)
+    progress = _Progress(steps, start)
     began = time.perf_counter()
     step = start
-    while step < steps and not stopped:
+    while step < steps and not session.stopped:
         loss, terms = update(next(stream))
         step += 1
         update.set_lr(factor(step))
-        if measure_train is None:  # otherwise the train record is measured, not averaged
-            window.add(loss, terms)
-        if ema is not None:
-            ema.update()
+        session.after_update(loss, terms)
         if on_update is not None:
             on_update(step)
         if on_epoch_end is not None and step % per_epoch == 0:
@@ -187,24 +133,111 @@ def fit(
         progress.advance()
         log_due, eval_due, ckpt_due = (step % every[key] == 0 for key in ("log", "eval", "checkpoint"))
         if log_due or eval_due or ckpt_due or step == steps:
-            record = measure_train() if measure_train is not None else window.means()
-            if log_due or step == steps:
-                stopped = record_train(step, record)
-                progress.show(step, record["loss"], update.lr)
-                window.reset()
-            elif not math.isfinite(record["loss"]):
-                raise_non_finite(step, ckpt_path, "loss")
-        last = stopped or step == steps
+            session.check_train(step, record=log_due or step == steps, progress=progress)
+        last = session.stopped or step == steps
         if eval_due or last:
-            results = run_eval(step)
+            results = session.evaluate(step)
         if ckpt_due or last:
-            save(step)
+            session.save(step)
     progress.close()
     seconds = time.perf_counter() - began
     if not results:  # resumed a run that had already finished: its records are all there
-        results = run_eval(step, record=False)
+        results = session.evaluate(step, record=False)
     run.timings["train_seconds"] = round(seconds, 3)
     return FitResult(steps=step, evaluation=results, train_seconds=seconds)
+
+
+class _Session:
+    """The state one call of ``fit`` shares between its steps: the loss window, the EMA, the
+    task's checkpointed objects, and whether ``train.stop_loss`` has stopped the run."""
+
+    def __init__(self, update: Update, evaluate: Evaluate | None, run: Run, train_cfg: DictConfig,
+                 per_epoch: int, steps: int, measure_train: Callable[[], dict[str, float]] | None,
+                 task_state: dict[str, Stateful] | None) -> None:
+        self.update, self.evaluate_fn, self.run, self.measure_train = update, evaluate, run, measure_train
+        self.per_epoch, self.steps, self.stop_loss = per_epoch, steps, train_cfg.get("stop_loss")
+        self.ckpt_path = run.checkpoint_dir / f"last{update.checkpoint_suffix}"
+        self.ema = _ema(update, train_cfg.get("ema_decay"))
+        self.stateful = {**(task_state or {}), **({"ema": self.ema} if self.ema else {})}
+        self.window, self.stopped = LossWindow(), False
+        self.config = _json(run.cfg)
+        model_config = update.model_config()
+        self.saved = {"format": CHECKPOINT_FORMAT, "config": self.config,
+                      "model_config": json.dumps(model_config) if model_config else None}
+
+    def start(self) -> int:
+        self.run.dir.mkdir(parents=True, exist_ok=True)
+        check_resumable(self.ckpt_path, self.run.dir, resume=False)
+        self.run.metrics.clear()  # records a killed run left before its first checkpoint
+        return 0
+
+    def resume(self) -> int:
+        check_resumable(self.ckpt_path, self.run.dir, resume=True)
+        state = load_for_resume(self.ckpt_path, self.run.hw.device)
+        _check_changes(json.loads(state["config"]), json.loads(self.config), self.run)
+        self.update.load_state_dict(state["update"])
+        self.window.load_state_dict(state["window"])
+        set_rng_state(state["rng"])
+        for name, obj in self.stateful.items():
+            obj.load_state_dict(state["task"][name])
+        # a run that spent its budget may be extended by resuming it with a larger one
+        start, self.stopped = int(state["step"]), bool(state["stopped"])
+        self.run.metrics.truncate_after(start)
+        log.info("resumed from %s at step %d/%d", self.ckpt_path, start, self.steps)
+        return start
+
+    def first_records(self) -> Results:
+        """Step 0: the measured train record (when the task measures one) and an evaluation."""
+        if self.measure_train is not None:
+            self.stopped = self._record_train(0, self.measure_train())
+        return self.evaluate(0)
+
+    def after_update(self, loss: Any, terms: dict[str, Any]) -> None:
+        if self.measure_train is None:  # otherwise the train record is measured, not averaged
+            self.window.add(loss, terms)
+        if self.ema is not None:
+            self.ema.update()
+
+    def check_train(self, step: int, record: bool, progress: _Progress) -> None:
+        """The non-finite guard on the train loss, and the train record when one is due."""
+        values = self.measure_train() if self.measure_train is not None else self.window.means()
+        if not record:
+            if not math.isfinite(values["loss"]):
+                raise_non_finite(step, self.ckpt_path, "loss")
+            return
+        self.stopped = self._record_train(step, values)
+        progress.show(step, values["loss"], self.update.lr)
+        self.window.reset()
+
+    def _record_train(self, step: int, values: dict[str, float]) -> bool:
+        """Log the train record; True when it reaches the stop_loss tolerance."""
+        if not math.isfinite(values["loss"]):
+            raise_non_finite(step, self.ckpt_path, "loss")
+        epoch = round(step / self.per_epoch, 4)
+        self.run.metrics.log(step, "train", epoch=epoch, **values, lr=self.update.lr)
+        return self.stop_loss is not None and values["loss"] <= self.stop_loss
+
+    def evaluate(self, step: int, record: bool = True) -> Results:
+        results: Results = {}
+        if self.evaluate_fn is not None:
+            with self.update.evaluation() as model:
+                results = dict(self.evaluate_fn(model))
+            if self.ema is not None:
+                with self.update.evaluation(self.ema.model) as model:
+                    results.update({f"{split}_ema": m for split, m in self.evaluate_fn(model).items()})
+        for split, metrics in results.items() if record else ():
+            self.run.metrics.log(step, split, epoch=round(step / self.per_epoch, 4), **metrics)
+            shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info("step %d/%d %s %s", step, self.steps, split, shown)
+        return results
+
+    def save(self, step: int) -> None:
+        if not self.update.finite():
+            raise_non_finite(step, self.ckpt_path, "parameters")
+        state = {**self.saved, "step": step, "stopped": self.stopped, "update": self.update.state_dict(),
+                 "window": self.window.state_dict(), "rng": rng_state(),
+                 "task": {name: obj.state_dict() for name, obj in self.stateful.items()}}
+        save_checkpoint(self.ckpt_path, {k: v for k, v in state.items() if v is not None})
 
 
 def _cadence(train_cfg: DictConfig, per_epoch: int) -> dict[str, int]:
@@ -256,19 +289,6 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _restore(state: dict[str, Any], update: Update, window: LossWindow,
-             stateful: dict[str, Stateful]) -> tuple[int, bool]:
-    """Load a checkpoint into the update, the loss window and the task's objects; returns its step
-    and whether train.stop_loss had stopped it (a run that only spent its budget may be extended
-    by resuming it with a larger one)."""
-    update.load_state_dict(state["update"])
-    window.load_state_dict(state["window"])
-    set_rng_state(state["rng"])
-    for name, obj in stateful.items():
-        obj.load_state_dict(state["task"][name])
-    return int(state["step"]), bool(state["stopped"])
-
-
 def _json(cfg: DictConfig | dict) -> str:
     """The resolved config as JSON (unresolved where an interpolation needs a running Hydra app)."""
     if not isinstance(cfg, DictConfig):
@@ -283,7 +303,7 @@ def _json(cfg: DictConfig | dict) -> str:
 class _Progress:
     """A tqdm bar on a terminal; otherwise about one text line per 1 % of the run."""
 
-    def __init__(self, steps: int, start: int, train_cfg: DictConfig) -> None:
+    def __init__(self, steps: int, start: int) -> None:
         self.steps, self.printed_at = steps, start
         self.on_terminal = sys.stderr.isatty()
         self.print_every = max(1, steps // 100)
