@@ -33,6 +33,28 @@ class MNIST5kConfig:
     subset_seed: int = II("seed")  # chooses that subset (the run seed unless set)
 
 
+@dataclass
+class CIFAR10Config:
+    _target_: str = "dlfp.data.cifar.load_cifar10"
+    root: str = "${paths.data_dir}"  # holds cifar-10-batches-py, cifar10-jpeg.tar.gz or cifar10/
+    download: bool = True  # through torchvision (md5-checked) when no source is found
+    val_size: int = limit(5000, ge=1)  # held out of the 50,000 training images, stratified
+    split_seed: int = 0
+    train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
+    subset_seed: int = II("seed")
+
+
+@dataclass
+class CIFARSyntheticConfig:
+    _target_: str = "dlfp.data.cifar.load_cifar_synthetic"
+    n_train: int = limit(2000, ge=10)  # generated 32x32 RGB images, ten classes
+    n_val: int = limit(500, ge=10)
+    n_test: int = limit(500, ge=10)
+    seed: int = 0  # draws the images (not the run seed: the data stay fixed across runs)
+    train_size: int | None = limit(None, ge=1)
+    subset_seed: int = II("seed")
+
+
 class RegressionTarget(Enum):
     sin_10pi_x4 = "sin_10pi_x4"  # f*(x) = sin(10 pi x^4)
 
@@ -50,5 +72,5 @@ class SinRegressionConfig:
     RULES: ClassVar = (Rule(("x_low", "x_high"), lambda low, high: low < high, "x_low must be below x_high"),)
 
 
-SCHEMAS = {"dataset": {"mnist": MNISTConfig, "mnist5k": MNIST5kConfig,
-                       "sin_regression": SinRegressionConfig}}
+SCHEMAS = {"dataset": {"mnist": MNISTConfig, "mnist5k": MNIST5kConfig, "cifar10": CIFAR10Config,
+                       "cifar_synthetic": CIFARSyntheticConfig, "sin_regression": SinRegressionConfig}}

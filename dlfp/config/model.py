@@ -23,6 +23,28 @@ class PatchMLPConfig:
 
 
 @dataclass
+class AllCNNConfig:
+    _target_: str = "dlfp.models.allcnn.AllCNN"
+    in_channels: int = limit(3, ge=1)
+    c1: int = limit(96, ge=1)  # channels of the first three convolutions
+    c2: int = limit(192, ge=1)  # channels of the rest
+    num_classes: int = limit(10, ge=2)
+    dropout: float = limit(0.5, ge=0, lt=1)  # after each stride-2 convolution
+
+
+@dataclass
+class ResNetConfig:
+    _target_: str = "dlfp.models.resnet.ResNet"
+    depth: int = 18  # 18 | 34 | 50
+    in_channels: int = limit(3, ge=1)
+    num_classes: int = limit(10, ge=2)
+    zero_init_residual: bool = False  # each block's last BatchNorm starts at 0: blocks start as identities
+    preact: bool = False  # BatchNorm -> ReLU -> conv inside each block (pre-activation)
+
+    RULES: ClassVar = (Rule(("depth",), lambda depth: depth in (18, 34, 50), "must be 18, 34 or 50"),)
+
+
+@dataclass
 class MLPConfig:
     _target_: str = "dlfp.models.mlp.MLP"
     in_features: int = limit(1, ge=1)
@@ -39,4 +61,5 @@ class VAEConfig:
     latent_dim: int = limit(8, ge=1)
 
 
-SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "mlp": MLPConfig, "vae": VAEConfig}}
+SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "mlp": MLPConfig, "vae": VAEConfig,
+                     "allcnn_t": AllCNNConfig, "resnet": ResNetConfig}}

@@ -1,5 +1,9 @@
 """Per-batch transforms: batched tensor functions on a batch's named fields, chosen by name from
-config (``train.transforms`` for every batch, ``train.augment`` for training batches only).
+config (``train.transforms`` for every batch; ``train.augment`` for training batches only, before
+the transforms, as torchvision pipelines augment before they normalise).
+
+Images are uint8 on 0..255 or float on 0..1 (``to_unit`` turns the first into the second, which
+colour augmentations need); ``standardize`` and ``rescale`` accept either.
 
 A transform takes the batch dict and a generator (seeded per batch by the loader, so augmented
 batches are reproduced exactly on resume) and returns the new batch. ``random`` says whether it
@@ -28,58 +32,89 @@ class Transform:
         raise NotImplementedError
 
 
+def _unit_scale(x: torch.Tensor) -> float:
+    """What multiplies ``x`` onto 0..1: 1/255 for uint8 images, 1 for float images."""
+    return 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
+
+
 class Standardize(Transform):
-    """uint8 images -> (x / 255 - mean) / std per channel, as one fused multiply-add."""
+    """images -> (x on 0..1 - mean) / std per channel, as one fused multiply-add."""
 
     rowwise = True
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], field: str = "x") -> None:
-        std_t = torch.tensor(std).view(1, -1, 1, 1)
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = -torch.tensor(mean).view(1, -1, 1, 1) / std_t
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+        self.shift = -torch.tensor(mean).view(1, -1, 1, 1) / self.std
+        self.field = field
+        self._scales: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
+        x = batch[self.field]
+        key = (x.dtype, x.device)
+        if key not in self._scales:  # 1 / (255 std) for uint8, 1 / std for float
+            self.shift = self.shift.to(x.device)
+            self._scales[key] = (1.0 / (self.std * (255.0 if x.dtype == torch.uint8 else 1.0))).to(x.device)
+        return {**batch, self.field: x.to(torch.float32, copy=True).mul_(self._scales[key]).add_(self.shift)}
+
+
+class ToUnit(Transform):
+    """uint8 images 0..255 -> float 0..1 (torchvision's ToDtype(float32, scale=True))."""
+
+    rowwise = True
+
+    def __init__(self, field: str = "x") -> None:
         self.field = field
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         x = batch[self.field]
-        if self.scale.device != x.device:
-            self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
-        return {**batch, self.field: x.to(torch.float32, copy=True).mul_(self.scale).add_(self.shift)}
+        return {**batch, self.field: x.to(torch.float32, copy=True).mul_(_unit_scale(x))}
 
 
 class Rescale(Transform):
-    """uint8 images 0..255 -> float in [low, high] (the DDPM's [-1, 1])."""
+    """images -> float in [low, high] (the DDPM's [-1, 1])."""
 
     rowwise = True
 
     def __init__(self, low: float = -1.0, high: float = 1.0, field: str = "x") -> None:
-        self.scale, self.low, self.field = (high - low) / 255.0, low, field
-
-    def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
-        x = batch[self.field].to(torch.float32, copy=True)
-        return {**batch, self.field: x.mul_(self.scale).add_(self.low)}
-
-
-class RandomCrop(Transform):
-    """Zero-pad by ``padding`` pixels, then crop the original size at a random offset per image."""
-
-    random = True
-
-    def __init__(self, padding: int = 4, field: str = "x") -> None:
-        if padding < 1:
-            raise DlfpError(f"random_crop padding={padding} must be at least 1")
-        self.padding, self.field = int(padding), field
+        self.span, self.low, self.field = high - low, low, field
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         x = batch[self.field]
-        n, _, h, w = x.shape
+        scale = self.span / 255.0 if x.dtype == torch.uint8 else self.span
+        return {**batch, self.field: x.to(torch.float32, copy=True).mul_(scale).add_(self.low)}
+
+
+class RandomCrop(Transform):
+    """Pad by ``padding`` pixels (zeros, or ``padding_mode: reflect``), then crop the original size
+    at a random offset per image: torchvision's RandomCrop(size, padding, padding_mode)."""
+
+    random = True
+
+    def __init__(self, padding: int = 4, padding_mode: str = "constant", field: str = "x") -> None:
+        if padding < 1:
+            raise DlfpError(f"random_crop padding={padding} must be at least 1")
+        if padding_mode not in ("constant", "reflect"):
+            raise DlfpError(f"random_crop padding_mode={padding_mode!r} must be constant or reflect")
+        self.padding, self.mode, self.field = int(padding), padding_mode, field
+
+    def params(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        """Per image: the (row, column) offset of the crop in the padded image, (2, n)."""
+        return torch.randint(0, 2 * self.padding + 1, (2, n), generator=gen, device=device)
+
+    def apply(self, x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
         p = self.padding
-        padded = F.pad(x, (p, p, p, p))
-        dy, dx = (torch.randint(0, 2 * p + 1, (2, n), generator=gen, device=x.device))
+        padded = F.pad(x if self.mode == "constant" else x.float(), (p, p, p, p), mode=self.mode).to(x.dtype)
+        dy, dx = offsets
         rows = (torch.arange(h, device=x.device) + dy[:, None])[:, None, :, None]
         cols = (torch.arange(w, device=x.device) + dx[:, None])[:, None, None, :]
         images = torch.arange(n, device=x.device)[:, None, None, None]
-        channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-        return {**batch, self.field: padded[images, channels, rows, cols]}
+        channels = torch.arange(c, device=x.device)[None, :, None, None]
+        return padded[images, channels, rows, cols]
+
+    def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
+        x = batch[self.field]
+        return {**batch, self.field: self.apply(x, self.params(len(x), gen, x.device))}
 
 
 class HorizontalFlip(Transform):
@@ -90,16 +125,66 @@ class HorizontalFlip(Transform):
     def __init__(self, p: float = 0.5, field: str = "x") -> None:
         self.p, self.field = float(p), field
 
+    def params(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        """Per image: whether it is mirrored."""
+        return torch.rand(n, generator=gen, device=device) < self.p
+
+    @staticmethod
+    def apply(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         x = batch[self.field]
-        flip = torch.rand(len(x), generator=gen, device=x.device) < self.p
-        return {**batch, self.field: torch.where(flip[:, None, None, None], x.flip(-1), x)}
+        return {**batch, self.field: self.apply(x, self.params(len(x), gen, x.device))}
+
+
+class ColorJitter(Transform):
+    """torchvision's ColorJitter(brightness, contrast) on float images 0..1, each image with its
+    own factors (uniform in [1 - b, 1 + b] and [1 - c, 1 + c]) and its own order of the two."""
+
+    random = True
+
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, field: str = "x") -> None:
+        if not (0 <= brightness < 1 and 0 <= contrast < 1):
+            raise DlfpError(f"color_jitter brightness={brightness} and contrast={contrast} must lie "
+                            "in [0, 1)")
+        self.brightness, self.contrast, self.field = float(brightness), float(contrast), field
+
+    def params(self, n: int, gen: torch.Generator | None, device: torch.device
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per image: brightness factor, contrast factor, and whether brightness comes first."""
+        u = torch.rand(3, n, generator=gen, device=device)
+        b = 1 - self.brightness + 2 * self.brightness * u[0]
+        c = 1 - self.contrast + 2 * self.contrast * u[1]
+        return b, c, u[2] < 0.5
+
+    @staticmethod
+    def apply(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
+              brightness_first: torch.Tensor) -> torch.Tensor:
+        shape = (-1, 1, 1, 1)
+
+        def brightness(img: torch.Tensor) -> torch.Tensor:
+            return (img * b.view(shape)).clamp_(0, 1)
+
+        def contrast(img: torch.Tensor) -> torch.Tensor:  # blend with the mean of the grey image
+            grey = (0.2989 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2]).mean(dim=(1, 2))
+            return (img * c.view(shape) + grey.view(shape) * (1 - c.view(shape))).clamp_(0, 1)
+
+        return torch.where(brightness_first.view(shape), contrast(brightness(x)), brightness(contrast(x)))
+
+    def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
+        x = batch[self.field]
+        if x.dtype == torch.uint8:
+            raise DlfpError("color_jitter needs float images on 0..1: put to_unit before it in train.augment")
+        return {**batch, self.field: self.apply(x, *self.params(len(x), gen, x.device))}
 
 
 # name -> builder(data statistics, **options); ``data`` is the ImageData (or None) of the run
 TRANSFORMS: dict[str, Callable[..., Transform]] = {
     "standardize": lambda data, **kw: Standardize(_stats(data, "mean"), _stats(data, "std"), **kw),
     "rescale": lambda data, **kw: Rescale(**kw),
+    "to_unit": lambda data, **kw: ToUnit(**kw),
+    "color_jitter": lambda data, **kw: ColorJitter(**kw),
     "random_crop": lambda data, **kw: RandomCrop(**kw),
     "hflip": lambda data, **kw: HorizontalFlip(**kw),
 }

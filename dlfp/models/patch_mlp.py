@@ -24,8 +24,10 @@ class PatchMLP(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")
+        self.in_channels = in_channels
         self.embed = nn.Conv2d(in_channels, embed_channels, kernel_size=patch_size, stride=patch_size)
         grid = image_size // patch_size
         widths = [embed_channels * grid * grid, *hidden]

@@ -52,12 +52,12 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
 
 def image_loaders(data: ImageData, cfg: DictConfig,
                   device: torch.device | str) -> tuple[Loader, dict[str, Loader]]:
-    """The shuffled training loader (transforms, then augmentation) and one loader per evaluation
-    split (transforms only), with the splits moved to ``device``."""
+    """The shuffled training loader (augmentation, then the transforms) and one loader per
+    evaluation split (the transforms only), with the splits moved to ``device``."""
     transforms = build_transforms(cfg.train.transforms, data)
     augment = build_transforms(cfg.train.augment, data, key="train.augment")
     train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
-                   transforms=transforms + augment)
+                   transforms=augment + transforms)
     evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)
              for split, s in data.eval_splits.items()}
     return train, evals
@@ -75,10 +75,14 @@ def evaluate(net: nn.Module, loader: Loader, num_classes: int) -> tuple[dict[str
 
 
 def _check_model_fits(model: nn.Module, data: ImageData) -> None:
-    out = getattr(model, "classifier", None)
-    last = out[-1] if isinstance(out, nn.Sequential) else None
-    if isinstance(last, nn.Linear) and last.out_features != data.num_classes:
+    """The classifiers say how many classes they predict (``num_classes``); it must be the data's."""
+    outputs = getattr(model, "num_classes", None)
+    if outputs is not None and outputs != data.num_classes:
         raise DlfpError(
-            f"model has {last.out_features} outputs but dataset {data.name} has "
+            f"model has {outputs} outputs but dataset {data.name} has "
             f"{data.num_classes} classes; set model.num_classes={data.num_classes}"
         )
+    channels = data.train.x.shape[1]
+    if getattr(model, "in_channels", channels) != channels:
+        raise DlfpError(f"model.in_channels={model.in_channels} but dataset {data.name} has "
+                        f"{channels}-channel images; set model.in_channels={channels}")
