@@ -207,9 +207,11 @@ def test_each_cifar_experiment_runs_through_the_cli(tmp_path: Path, experiment: 
     assert summary["metrics"]["steps"] == 4 and 0 <= summary["metrics"]["test/accuracy"] <= 1
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "val"] == [0.0, 1.0, 2.0]
+    assert [r["epoch"] for r in records if r["split"] == "test"] == [0.0, 1.0, 2.0]
     lrs = [r["lr"] for r in records if r["split"] == "train"]
     assert lrs == [0.1, 0.1]  # the study's multistep schedule is at its first stage
     assert (run_dir / "plots" / "confusion.png").is_file()
+    assert (run_dir / "plots" / "augmentations.png").stat().st_size > 10_000
 
 
 def test_a_resumed_run_with_augmentation_ends_identical(tmp_path: Path) -> None:
@@ -231,3 +233,9 @@ def test_the_real_cifar10_archive_loads(tmp_path: Path) -> None:
     data = cifar.load_cifar10(str(tmp_path), download=False)
     assert (len(data.train), len(data.val), len(data.test)) == (45_000, 5_000, 10_000)
     assert torch.bincount(data.test.y).tolist() == [1000] * 10
+
+
+def test_evaluating_a_split_the_dataset_lacks_is_one_clear_error(tmp_path: Path) -> None:
+    message = r"train.eval_splits names \['test'\], but dataset mnist5k has only \['val'\]"
+    with pytest.raises(DlfpError, match=message):
+        run_inprocess(["train.steps=2", "train.eval_splits=[val,test]"], tmp_path / "run")

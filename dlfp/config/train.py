@@ -30,6 +30,7 @@ class TrainLoopConfig:
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
     transforms: list[Any] = field(default_factory=list)  # per-batch transforms, every split
     augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only
+    eval_splits: list[str] = field(default_factory=lambda: ["val"])  # evaluated during training (classify)
 
     RULES: ClassVar = (Rule(("steps", "epochs"), lambda steps, epochs: steps is None or epochs is None,
                             "set only one of them (the other to null)"),)

@@ -23,7 +23,7 @@ from dlfp.engine.run import Run
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.models import build_model
-from dlfp.viz.classification import plot_classification
+from dlfp.viz.classification import plot_augmentations, plot_classification
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
@@ -40,14 +40,43 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         return F.cross_entropy(net(batch["x"]), batch["y"])
 
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    during = splits_during_training(cfg, eval_loaders, data.name)
     result = fit(update, train_loader,
-                 lambda net: {"val": evaluate(net, eval_loaders["val"], data.num_classes)[0]},
+                 lambda net: {s: evaluate(net, eval_loaders[s], data.num_classes)[0] for s in during},
                  run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume)
 
     with update.evaluation() as net:
         scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
+    if cfg.train.augment:
+        plot_augmented(data, cfg, run)
     return {"steps": float(result.steps), **scores}
+
+
+def splits_during_training(cfg: DictConfig, eval_loaders: dict[str, Loader], dataset: str) -> list[str]:
+    """``train.eval_splits``, each of which the dataset must have."""
+    missing = [s for s in cfg.train.eval_splits if s not in eval_loaders]
+    if missing:
+        raise DlfpError(f"train.eval_splits names {missing}, but dataset {dataset} has only "
+                        f"{sorted(eval_loaders)}; set train.eval_splits=[{','.join(eval_loaders)}]")
+    return list(cfg.train.eval_splits)
+
+
+def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, draws: int = 5) -> None:
+    """plots/augmentations.png: a few training images as stored, then as ``train.augment`` draws them."""
+    augment = build_transforms(cfg.train.augment, data, key="train.augment")
+    originals = data.train.x[:images]
+    rows = [originals.float() / 255 if originals.dtype == torch.uint8 else originals]
+    for draw in range(draws):
+        gen = torch.Generator().manual_seed(draw)
+        batch = {"x": originals, "y": data.train.y[:images]}
+        for transform in augment:
+            batch = transform(batch, gen)
+        x = batch["x"]
+        rows.append(x.float() / 255 if x.dtype == torch.uint8 else x)
+    grid = torch.stack(rows, dim=1).clamp(0, 1).permute(0, 1, 3, 4, 2).numpy()  # (images, draws+1, H, W, C)
+    plot_augmentations(grid, run.plots_dir / "augmentations.png",
+                       title=f"{data.name}: stored (left), then {draws} draws of train.augment")
 
 
 def image_loaders(data: ImageData, cfg: DictConfig,

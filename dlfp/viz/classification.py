@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
+from dlfp.viz import save_figure
 from dlfp.viz.confusion import plot_confusion
 from dlfp.viz.curves import plot_curves
 
@@ -35,3 +37,16 @@ def plot_classification(
                     title="validation error", ylabel="error rate"),
         plot_confusion({f"{dataset_name} {final}": confusions[final]}, classes, plots_dir / "confusion.png"),
     ]
+
+
+def plot_augmentations(grid: np.ndarray, path: Path, *, title: str) -> Path:
+    """grid (rows, cols, H, W, C) of images on 0..1: one image per row, its versions across."""
+    rows, cols = grid.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            image = grid[r, c]
+            axes[r, c].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            axes[r, c].axis("off")
+    fig.suptitle(title, fontsize=8)
+    return save_figure(fig, path)
