@@ -292,6 +292,27 @@ def regression_figures(report: Report) -> list[Path]:
     return files + ([example] if example else [])
 
 
+def validation_curves(report: Report) -> list[Path]:
+    """val_accuracy_vs_epoch.png: per setting, its first finished trial's validation accuracy
+    against epoch, when the jobs record one (the classifier experiments)."""
+    from dlfp.viz.curves import plot_curves
+
+    series = {}
+    for group in report.groups:
+        ok = sorted((j for j in group.jobs if j.status == "ok"), key=lambda j: j.params.get(TRIAL_KEY, ""))
+        path = ok[0].dir / "metrics.jsonl" if ok else None
+        if path is None or not path.is_file():
+            continue
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        val = [r for r in records if r.get("split") == "val" and "accuracy" in r]
+        if val:
+            series[", ".join(f"{k}={v}" for k, v in zip(report.group_keys, group.key))] = val
+    if not series:
+        return []
+    return [plot_curves(series, "accuracy", report.sweep_dir / "val_accuracy_vs_epoch.png", x="epoch",
+                        title="validation accuracy per setting (first trial)", ylabel="accuracy")]
+
+
 def _dataset_example(report: Report, groups: list[Group]) -> Path | None:
     """The training set of the middle n's first finished trial, regenerated from its config."""
     group = groups[len(groups) // 2]
@@ -323,7 +344,7 @@ def _dataset_example(report: Report, groups: list[Group]) -> Path | None:
 def write_report(sweep_dir: Path) -> Report:
     """Collect the jobs, write the tables and figures; returns what it found and wrote."""
     report = summarize(Path(sweep_dir))
-    report.files = write_tables(report) + regression_figures(report)
+    report.files = write_tables(report) + regression_figures(report) + validation_curves(report)
     return report
 
 

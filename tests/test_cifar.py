@@ -239,3 +239,17 @@ def test_evaluating_a_split_the_dataset_lacks_is_one_clear_error(tmp_path: Path)
     message = r"train.eval_splits names \['test'\], but dataset mnist5k has only \['val'\]"
     with pytest.raises(DlfpError, match=message):
         run_inprocess(["train.steps=2", "train.eval_splits=[val,test]"], tmp_path / "run")
+
+
+def test_tiny_lr_schedule_sweep_writes_its_table_and_figure(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli(["-m", "experiment=cifar_allcnn", "sweep=cifar_lr", *TINY_CIFAR, "model.c1=4",
+                    "model.c2=8", "train.epochs=2", "hydra/launcher=basic", f"hydra.sweep.dir={sweep}"],
+                   cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0
+    table = (sweep / "sweep_summary.md").read_text()
+    for lr in ("0.05", "0.1", "0.2"):
+        for schedule in ("cifar_step", "cosine", "onecycle"):
+            assert f"| {lr} | {schedule} |" in table
+    assert "9 jobs, 9 finished, 0 failed, 0 missing" in table
+    assert (sweep / "val_accuracy_vs_epoch.png").stat().st_size > 10_000

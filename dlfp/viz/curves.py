@@ -19,15 +19,16 @@ def plot_curves(
     title: str,
     ylabel: str | None = None,
     logy: bool = False,
+    x: str = "step",
 ) -> Path:
-    """One line per named series of records, ``metric`` against update step."""
+    """One line per named series of records, ``metric`` against ``x`` (the update step or epoch)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, records in series.items():
-        pts = [(r["step"], r[metric]) for r in records if metric in r]
+        pts = [(r[x], r[metric]) for r in records if metric in r]
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, label=label, marker="." if len(xs) < 40 else None)
-    ax.set_xlabel("update")
+    ax.set_xlabel("update" if x == "step" else x)
     ax.set_ylabel(ylabel or metric)
     ax.set_title(title)
     if logy:
