@@ -295,16 +295,15 @@ def regression_figures(report: Report) -> list[Path]:
 def validation_curves(report: Report) -> list[Path]:
     """val_accuracy_vs_epoch.png: per setting, its first finished trial's validation accuracy
     against epoch, when the jobs record one (the classifier experiments)."""
+    from dlfp.engine.metrics import MetricLog
     from dlfp.viz.curves import plot_curves
 
     series = {}
     for group in report.groups:
         ok = sorted((j for j in group.jobs if j.status == "ok"), key=lambda j: j.params.get(TRIAL_KEY, ""))
-        path = ok[0].dir / "metrics.jsonl" if ok else None
-        if path is None or not path.is_file():
+        if not ok:
             continue
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        val = [r for r in records if r.get("split") == "val" and "accuracy" in r]
+        val = [r for r in MetricLog(ok[0].dir / "metrics.jsonl").records("val") if "accuracy" in r]
         if val:
             series[", ".join(f"{k}={v}" for k, v in zip(report.group_keys, group.key))] = val
     if not series:

@@ -14,13 +14,10 @@ made before timing; rounds alternate so drift in machine load hits both alike.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
-import statistics
-import time
 
 import torch
-import torch.nn.functional as F
+from bench_loader import loader_vs_premade  # scripts/ is on the path of a script run from it
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -28,20 +25,6 @@ from dlfp.config import CONF_DIR, register_configs
 from dlfp.data.loader import Loader
 from dlfp.data.transforms import build_transforms
 from dlfp.models import build_model
-
-
-def images_per_second(model, opt, batches, steps: int, device: torch.device) -> float:
-    it = iter(batches)
-    start = time.perf_counter()
-    for _ in range(steps):
-        batch = next(it)
-        loss = F.cross_entropy(model(batch["x"]), batch["y"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * len(batch["y"]) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -75,14 +58,8 @@ def main() -> None:
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-        stream = lambda: (b for e in itertools.count() for b in loader.epoch(e))  # noqa: E731
-        premade = list(itertools.islice(stream(), args.steps))
-        images_per_second(model, opt, stream(), 1, device)  # warm-up
-        with_loader, without = [], []
-        for _ in range(args.rounds):
-            with_loader.append(images_per_second(model, opt, stream(), args.steps, device))
-            without.append(images_per_second(model, opt, itertools.cycle(premade), args.steps, device))
-        a, b = statistics.median(with_loader), statistics.median(without)
+        a, b = (128 * v for v in loader_vs_premade(model, opt, loader, steps=args.steps, rounds=args.rounds,
+                                                    warmup=1, premade=args.steps, device=device))
         print(f"{name:<10} {a:>8.1f} {b:>8.1f} {a / b:>6.3f}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 

@@ -40,6 +40,20 @@ def steps_per_second(model, opt, batches, steps: int, device: torch.device) -> f
     return steps / (time.perf_counter() - start)
 
 
+def loader_vs_premade(model, opt, loader: Loader, *, steps: int, rounds: int, warmup: int,
+                      premade: int, device: torch.device) -> tuple[float, float]:
+    """Median training steps/s with batches from ``loader`` and on ``premade`` batches gathered
+    from it before timing, in alternating rounds (shared with scripts/bench_cifar.py)."""
+    stream = lambda: (b for e in itertools.count() for b in loader.epoch(e))  # noqa: E731
+    made = list(itertools.islice(stream(), premade))
+    steps_per_second(model, opt, stream(), warmup, device)
+    with_loader, without = [], []
+    for _ in range(rounds):
+        with_loader.append(steps_per_second(model, opt, stream(), steps, device))
+        without.append(steps_per_second(model, opt, itertools.cycle(made), steps, device))
+    return statistics.median(with_loader), statistics.median(without)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -61,14 +75,8 @@ def main() -> None:
         model = PatchMLP().to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         loader = Loader(train, bs, shuffle=True, seed=0, transforms=standardize)
-        premade = list(itertools.islice(loader.epoch(0), 64))
-        from_loader = lambda loader=loader: (b for e in itertools.count() for b in loader.epoch(e))
-        steps_per_second(model, opt, from_loader(), 50, device)  # warm-up
-        with_loader, without = [], []
-        for _ in range(args.rounds):
-            with_loader.append(steps_per_second(model, opt, from_loader(), args.steps, device))
-            without.append(steps_per_second(model, opt, itertools.cycle(premade), args.steps, device))
-        a, b = statistics.median(with_loader), statistics.median(without)
+        a, b = loader_vs_premade(model, opt, loader, steps=args.steps, rounds=args.rounds, warmup=50,
+                                 premade=64, device=device)
         print(f"{bs:>6} {a:>10.0f} {b:>10.0f} {a / b:>7.3f}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 

@@ -43,9 +43,14 @@ def run_inprocess(overrides: list[str], run_dir: Path) -> dict:
     HydraConfig.instance().set_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = list(cfg.hydra.overrides.task)
+    return run_experiment(without_hydra(cfg), run_dir, overrides)
+
+
+def without_hydra(cfg: DictConfig) -> DictConfig:
+    """The composed config as a run sees it: Hydra's own node removed, the schema types kept."""
     with open_dict(cfg):
         del cfg["hydra"]
-    return run_experiment(cfg, run_dir, overrides)
+    return cfg
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = True,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MNIST, compose_config, read_summary, run_cli, run_inprocess
+from conftest import TINY_MNIST, compose_config, read_summary, run_cli, run_inprocess, without_hydra
 from test_data import _fake_mnist, _write_idx
 
 from dlfp.config.checks import config_problems, validate
@@ -77,24 +77,16 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
 def test_every_bad_value_is_one_error_naming_key_value_and_what_is_allowed(overrides, message) -> None:
     cfg = compose_config(overrides)
     with pytest.raises(DlfpError) as info:
-        validate(OmegaConf_job(cfg))
+        validate(without_hydra(cfg))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
-
-
-def OmegaConf_job(cfg):  # noqa: N802 - the composed config without Hydra's node, as a run sees it
-    from omegaconf import open_dict
-
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def test_every_experiment_as_shipped_has_no_problem() -> None:
     from conftest import ROOT
 
     for path in sorted((ROOT / "conf" / "experiment").glob("*.yaml")):
-        assert config_problems(OmegaConf_job(compose_config([f"experiment={path.stem}"]))) == [], path.stem
+        assert config_problems(without_hydra(compose_config([f"experiment={path.stem}"]))) == [], path.stem
 
 
 @pytest.mark.parametrize("override", ["train.grad_clip=-1", "+train.stepz=10", "model.patch_size=5",

@@ -16,12 +16,12 @@ import os
 import pickle
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dlfp.data.download import download_folder
 from dlfp.data.images import ImageData, Split, image_data, stratified_holdout
 from dlfp.data.validate import check_labelled_images
 from dlfp.errors import DlfpError
@@ -215,13 +215,9 @@ def _download(root: Path) -> Path:
     """torchvision's download (with its md5 check) into a temporary folder, then moved into place."""
     import torchvision
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".cifar10-download-", dir=root))
-    try:
+    with download_folder(root, "cifar10") as tmp:
         torchvision.datasets.CIFAR10(root=str(tmp), train=True, download=True)
         shutil.move(str(tmp / BATCHES), root / BATCHES)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return root / BATCHES
 
 

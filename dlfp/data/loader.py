@@ -49,6 +49,7 @@ class Loader:
         while rowwise < len(self.transforms) and self.transforms[rowwise].rowwise:
             rowwise += 1
         self.chunk_transforms, self.batch_transforms = self.transforms[:rowwise], self.transforms[rowwise:]
+        self.random = any(t.random for t in self.batch_transforms)
         self.device = next(iter(self.fields.values())).device
         if self.drop_last and self.shard_rows < batch_size:
             raise DlfpError(f"a batch of {batch_size} is larger than the {self.shard_rows} training "
@@ -104,7 +105,7 @@ class Loader:
 
     def _transform(self, batch: Batch, epoch: int, index: int) -> Batch:
         gen = None
-        if any(t.random for t in self.batch_transforms):
+        if self.random:
             gen = torch.Generator(device=self.device)
             gen.manual_seed(((self.seed * 1_000_003 + epoch) * 100_003 + index) * 1_009 + self.rank)
         for transform in self.batch_transforms:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dlfp.data.download import download_folder
 from dlfp.data.idx import read_idx
 from dlfp.data.images import ImageData, Split, image_data, stratified_holdout
 from dlfp.data.validate import check_labelled_images
@@ -123,9 +123,7 @@ def _download(root: Path, name: str) -> None:
     import torchvision  # slow to import: only when a download is needed
 
     folder, tv_class, _ = VARIANTS[name]
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder}-download-", dir=root))
-    try:
+    with download_folder(root, folder) as tmp:
         log.info("downloading %s through torchvision into %s", name, root)
         getattr(torchvision.datasets, tv_class)(root=str(tmp), train=True, download=True)
         getattr(torchvision.datasets, tv_class)(root=str(tmp), train=False, download=True)
@@ -135,5 +133,3 @@ def _download(root: Path, name: str) -> None:
             src = tmp / folder / "raw" / stem
             if src.is_file():
                 shutil.move(str(src), target / stem)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -65,15 +65,10 @@ def splits_during_training(cfg: DictConfig, eval_loaders: dict[str, Loader], dat
 def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, draws: int = 5) -> None:
     """plots/augmentations.png: a few training images as stored, then as ``train.augment`` draws them."""
     augment = build_transforms(cfg.train.augment, data, key="train.augment")
-    originals = data.train.x[:images]
-    rows = [originals.float() / 255 if originals.dtype == torch.uint8 else originals]
-    for draw in range(draws):
-        gen = torch.Generator().manual_seed(draw)
-        batch = {"x": originals, "y": data.train.y[:images]}
-        for transform in augment:
-            batch = transform(batch, gen)
-        x = batch["x"]
-        rows.append(x.float() / 255 if x.dtype == torch.uint8 else x)
+    first = data.train.subset(torch.arange(images))
+    loader = Loader(first, images, shuffle=False, transforms=augment)  # epoch e: the e-th draw
+    as_unit = lambda x: x.float() / 255 if x.dtype == torch.uint8 else x  # noqa: E731
+    rows = [as_unit(first.x)] + [as_unit(next(loader.epoch(draw))["x"]) for draw in range(draws)]
     grid = torch.stack(rows, dim=1).clamp(0, 1).permute(0, 1, 3, 4, 2).numpy()  # (images, draws+1, H, W, C)
     plot_augmentations(grid, run.plots_dir / "augmentations.png",
                        title=f"{data.name}: stored (left), then {draws} draws of train.augment")
