@@ -192,7 +192,7 @@ def test_missing_damaged_and_unexpected_data_are_one_line_each(tmp_path: Path) -
 
 # ---- the experiments, tiny, on the generated data ------------------------------------------------
 
-TINY_CIFAR = ["dataset=cifar_synthetic", "dataset.n_train=16", "dataset.n_val=10", "dataset.n_test=10",
+TINY_CIFAR = ["dataset=cifar_synthetic", "dataset.n_train=16", "dataset.val_size=10", "dataset.n_test=10",
               "hardware=cpu", "hardware.threads=1", "train.batch_size=8", "train.eval_batch_size=10"]
 
 

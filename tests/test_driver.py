@@ -159,12 +159,14 @@ def test_multistep_in_epochs_matches_torch_multisteplr() -> None:
     assert [in_updates(k) for k in (4, 5, 17)] == [1.0, pytest.approx(0.1), pytest.approx(0.1)]
 
 
-def test_onecycle_matches_torch_onecyclelr() -> None:
+@pytest.mark.parametrize("anneal", ["cos", "linear"])
+def test_onecycle_matches_torch_onecyclelr(anneal: str) -> None:
     cfg = OmegaConf.create({"kind": "onecycle", "pct_start": 0.3, "div_factor": 25.0,
-                            "final_div_factor": 1e4})
+                            "final_div_factor": 1e4, "anneal": anneal})
     factor = lr_factor(cfg, total_steps=50, steps_per_epoch=10)
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2.0, total_steps=50, cycle_momentum=False)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2.0, total_steps=50, cycle_momentum=False,
+                                                anneal_strategy=anneal)
     for step in range(50):
         assert 2.0 * factor(step) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
         opt.step()

@@ -51,6 +51,22 @@ def test_weight_decay_goes_to_weights_only() -> None:
     assert len(no_decay["params"]) == 4  # conv bias, BN weight and bias, linear bias
 
 
+def test_norm_parameters_get_their_own_lr_and_weight_decay() -> None:
+    from omegaconf import OmegaConf
+
+    from dlfp.engine.optim import build_optimizer
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2, 3))
+    cfg = OmegaConf.create({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.5, "momentum": 0.9,
+                            "weight_decay": 1e-3, "norm_lr_scale": 64.0, "norm_weight_decay": 2e-5})
+    weights, biases, norms = build_optimizer(cfg, model).param_groups
+    assert [len(g["params"]) for g in (weights, biases, norms)] == [2, 2, 2]
+    assert (weights["lr"], weights["weight_decay"]) == (0.5, 1e-3)
+    assert (biases["lr"], biases["weight_decay"]) == (0.5, 0.0)
+    assert (norms["lr"], norms["weight_decay"]) == (32.0, 2e-5) and "lr_scale" not in norms
+    assert {id(p) for p in norms["params"]} == {id(model[1].weight), id(model[1].bias)}
+
+
 def test_npz_checkpoint_round_trips_nested_state_without_pickle(tmp_path: Path) -> None:
     import random
 

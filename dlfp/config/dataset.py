@@ -38,7 +38,7 @@ class CIFAR10Config:
     _target_: str = "dlfp.data.cifar.load_cifar10"
     root: str = "${paths.data_dir}"  # holds cifar-10-batches-py, cifar10-jpeg.tar.gz or cifar10/
     download: bool = True  # through torchvision (md5-checked) when no source is found
-    val_size: int = limit(5000, ge=1)  # held out of the 50,000 training images, stratified
+    val_size: int = limit(5000, ge=0)  # held out of the 50,000 training images, stratified; 0: none
     split_seed: int = 0
     train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
     subset_seed: int = II("seed")
@@ -48,7 +48,7 @@ class CIFAR10Config:
 class CIFARSyntheticConfig:
     _target_: str = "dlfp.data.cifar.load_cifar_synthetic"
     n_train: int = limit(2000, ge=10)  # generated 32x32 RGB images, ten classes
-    n_val: int = limit(500, ge=10)
+    val_size: int = limit(500, ge=0)  # generated validation images (0: none), as cifar10's hold-out
     n_test: int = limit(500, ge=10)
     seed: int = 0  # draws the images (not the run seed: the data stay fixed across runs)
     train_size: int | None = limit(None, ge=1)

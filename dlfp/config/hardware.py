@@ -24,7 +24,7 @@ class HardwareConfig:
     device: Device = Device.auto
     amp_dtype: AmpDtype | None = None  # autocast dtype, used on CUDA only
     compile: bool = False  # torch.compile the model
-    channels_last: bool = False  # memory format for conv nets on GPU
+    channels_last: bool = False  # NHWC memory format for conv nets (GPU and CPU)
     threads: int | None = limit(None, ge=1)  # intra-op threads of torch and NumPy's BLAS; null: defaults
     deterministic: bool = True  # torch.use_deterministic_algorithms
 

@@ -45,6 +45,18 @@ class ResNetConfig:
 
 
 @dataclass
+class FastNetConfig:
+    _target_: str = "dlfp.models.fastnet.FastNet"
+    in_channels: int = limit(3, ge=1)
+    widths: list[int] = limit(factory=lambda: [64, 256, 256], ge=1)  # channels of the three conv groups
+    num_classes: int = limit(10, ge=2)
+    whiten_kernel: int = limit(2, ge=1)  # patch size of the frozen whitening convolution
+    logit_scale: float = limit(1 / 9, gt=0)  # multiplies the logits
+    bn_momentum: float = limit(0.4, gt=0, le=1)  # torch's convention: weight of the new batch statistics
+    bn_eps: float = limit(1e-12, gt=0)
+
+
+@dataclass
 class MLPConfig:
     _target_: str = "dlfp.models.mlp.MLP"
     in_features: int = limit(1, ge=1)
@@ -62,4 +74,5 @@ class VAEConfig:
 
 
 SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "mlp": MLPConfig, "vae": VAEConfig,
-                     "allcnn_t": AllCNNConfig, "resnet": ResNetConfig}}
+                     "allcnn_t": AllCNNConfig, "resnet": ResNetConfig,
+                     "fastnet": FastNetConfig}}

@@ -16,6 +16,8 @@ class SGDConfig:
     momentum: float = limit(0.0, ge=0)
     nesterov: bool = False
     weight_decay: float = limit(0.0, ge=0)  # applied to weights only, never to biases or norm parameters
+    norm_lr_scale: float = limit(1.0, gt=0)  # lr multiplier of normalisation layers' parameters
+    norm_weight_decay: float = limit(0.0, ge=0)  # their weight decay (the fast CIFAR recipe's BN shifts)
 
     RULES: ClassVar = (Rule(("nesterov", "momentum"), lambda nesterov, momentum: not nesterov or momentum > 0,
                             "Nesterov momentum needs momentum > 0"),)

@@ -16,6 +16,11 @@ class ScheduleKind(Enum):
     onecycle = "onecycle"
 
 
+class Anneal(Enum):
+    cos = "cos"
+    linear = "linear"
+
+
 class MilestoneUnit(Enum):
     epochs = "epochs"
     updates = "updates"
@@ -43,6 +48,7 @@ class OneCycleConfig:
     pct_start: float = limit(0.3, gt=0, lt=1)  # fraction of the run spent rising to optimizer.lr
     div_factor: float = limit(25.0, gt=0)  # starts at lr / div_factor
     final_div_factor: float = limit(1e4, gt=0)  # ends at lr / (div_factor * final_div_factor)
+    anneal: Anneal = Anneal.cos  # shape of both phases (torch's anneal_strategy)
 
 
 SCHEMAS = {"schedule": {"schedule": ScheduleConfig, "multistep": MultiStepConfig,

@@ -14,6 +14,12 @@ class CadenceUnit(Enum):
     epochs = "epochs"
 
 
+class TestTimeAugment(Enum):
+    none = "none"
+    flip = "flip"  # the image and its mirror
+    flip_translate = "flip_translate"  # those, and both shifted one pixel up-left and down-right
+
+
 @dataclass
 class TrainLoopConfig:
     steps: int | None = limit(None, ge=1)  # update budget; exactly one of steps / epochs is set
@@ -27,10 +33,14 @@ class TrainLoopConfig:
     grad_clip: float | None = limit(None, gt=0)  # max global gradient norm; null disables clipping
     accumulate: int = limit(1, ge=1)  # micro-batches per batch, gradients summed: same update, less memory
     ema_decay: float | None = limit(None, ge=0, lt=1)  # EMA of the weights, evaluated and checkpointed too
+    lookahead_decay: float | None = limit(None, ge=0, le=1)  # weights pulled to their average (ema.Lookahead)
+    lookahead_every: int = limit(5, ge=1)  # updates between lookahead pulls
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
     transforms: list[Any] = field(default_factory=list)  # per-batch transforms, every split
     augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only
     eval_splits: list[str] = field(default_factory=lambda: ["val"])  # evaluated during training (classify)
+    label_smoothing: float = limit(0.0, ge=0, lt=1)  # of the training cross-entropy (classify)
+    tta: TestTimeAugment = TestTimeAugment.none  # logits averaged over views at evaluation (classify)
 
     RULES: ClassVar = (Rule(("steps", "epochs"), lambda steps, epochs: steps is None or epochs is None,
                             "set only one of them (the other to null)"),)

@@ -37,19 +37,20 @@ SHAPE = (3, 32, 32)
 
 def load_cifar10(root: str = "data", download: bool = True, val_size: int = 5000, split_seed: int = 0,
                  train_size: int | None = None, subset_seed: int = 0) -> ImageData:
-    """50,000 training images less a stratified validation hold-out of ``val_size``, and the
-    10,000 test images."""
+    """50,000 training images less a stratified validation hold-out of ``val_size`` (none when 0,
+    as the fast recipe trains on all of them), and the 10,000 test images."""
     root_path = Path(root).expanduser().resolve()
     source = find_source(root_path)
     if source is None:
         source = _download_or_explain(root_path, download)
     (train_x, train_y), (test_x, test_y) = cached(source, _decode)
-    if not 0 < val_size < len(train_y):
-        raise DlfpError(f"dataset.val_size={val_size} must be between 1 and {len(train_y) - 1}")
-    keep, held = stratified_holdout(train_y, val_size, split_seed)
+    if not 0 <= val_size < len(train_y):
+        raise DlfpError(f"dataset.val_size={val_size} must be between 0 and {len(train_y) - 1}")
     split = lambda x, y: Split(x=torch.from_numpy(x), y=torch.from_numpy(y.astype(np.int64)))  # noqa: E731
+    keep, held = stratified_holdout(train_y, val_size, split_seed) if val_size else (slice(None), None)
     return image_data("cifar10", train=split(train_x[keep], train_y[keep]),
-                      val=split(train_x[held], train_y[held]), test=split(test_x, test_y),
+                      val=split(train_x[held], train_y[held]) if val_size else None,
+                      test=split(test_x, test_y),
                       classes=list(CLASSES), train_size=train_size, subset_seed=subset_seed)
 
 
@@ -221,11 +222,11 @@ def _download(root: Path) -> Path:
     return root / BATCHES
 
 
-def load_cifar_synthetic(n_train: int = 2000, n_val: int = 500, n_test: int = 500, seed: int = 0,
+def load_cifar_synthetic(n_train: int = 2000, val_size: int = 500, n_test: int = 500, seed: int = 0,
                          train_size: int | None = None, subset_seed: int = 0) -> ImageData:
     """Generated 32x32 RGB images of ten classes, for tests and smoke runs: each class is a
     sinusoidal grating of its own orientation and frequency in its own colour, at a random phase,
-    over noise. Learnable, nothing like CIFAR-10's photographs."""
+    over noise. Learnable, nothing like CIFAR-10's photographs. ``val_size`` 0: no validation split."""
     rng = np.random.default_rng(seed)
 
     def make(n: int) -> Split:
@@ -241,7 +242,7 @@ def load_cifar_synthetic(n_train: int = 2000, n_val: int = 500, n_test: int = 50
         x = np.clip(images, 0, 255).astype(np.uint8)
         return Split(x=torch.from_numpy(x), y=torch.from_numpy(labels.astype(np.int64)))
 
-    train, val, test = make(n_train), make(n_val), make(n_test)
+    train, val, test = make(n_train), make(val_size) if val_size else None, make(n_test)
     return image_data("cifar_synthetic (generated)", train=train, val=val, test=test,
                       classes=[f"synthetic_{c}" for c in range(10)], train_size=train_size,
                       subset_seed=subset_seed)

@@ -47,7 +47,8 @@ class Split:
 
 @dataclass
 class ImageData:
-    """Train/validation (and optional test) splits of one image classification dataset.
+    """Train, validation and test splits of one image classification dataset (either of the last
+    two may be absent, not both).
 
     ``mean``/``std`` are per-channel statistics of the training images on the 0..1 scale, for the
     ``standardize`` batch transform.
@@ -55,7 +56,7 @@ class ImageData:
 
     name: str
     train: Split
-    val: Split
+    val: Split | None
     test: Split | None
     classes: list[str]
     mean: tuple[float, ...]
@@ -67,13 +68,10 @@ class ImageData:
 
     @property
     def eval_splits(self) -> dict[str, Split]:
-        splits = {"val": self.val}
-        if self.test is not None:
-            splits["test"] = self.test
-        return splits
+        return {name: s for name, s in (("val", self.val), ("test", self.test)) if s is not None}
 
 
-def image_data(name: str, train: Split, val: Split, test: Split | None, classes: list[str],
+def image_data(name: str, train: Split, val: Split | None, test: Split | None, classes: list[str],
                train_size: int | None, subset_seed: int) -> ImageData:
     """Finish loading: take the ``dataset.train_size`` subset of the training split, then its
     channel statistics (of the images actually trained on)."""

@@ -4,7 +4,8 @@ A task hands it an ``Update`` (one optimisation step on a batch: torch autograd,
 network's, or a hand-written one), a batch source and an ``evaluate`` function. The driver owns
 the rest: the budget (``train.steps`` or ``train.epochs``), the cadence of logging, evaluation and
 checkpoints (``train.cadence``: in updates or epochs), the lr schedule, the loss window, stopping
-at a training-loss tolerance (``train.stop_loss``), an EMA of the weights (``train.ema_decay``),
+at a training-loss tolerance (``train.stop_loss``), an EMA of the weights (``train.ema_decay``)
+or a lookahead average that feeds back into them (``train.lookahead_decay``),
 atomic checkpoints with exact resume, the non-finite guard, hooks and the progress bar.
 """
 
@@ -32,7 +33,7 @@ from dlfp.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from dlfp.engine.ema import EMA
+from dlfp.engine.ema import EMA, Lookahead
 from dlfp.engine.run import Run
 from dlfp.engine.schedules import lr_factor
 from dlfp.engine.updates import Update
@@ -125,7 +126,7 @@ def fit(
         loss, terms = update(next(stream))
         step += 1
         update.set_lr(factor(step))
-        session.after_update(loss, terms)
+        session.after_update(step, loss, terms)
         if on_update is not None:
             on_update(step)
         if on_epoch_end is not None and step % per_epoch == 0:
@@ -158,7 +159,9 @@ class _Session:
         self.per_epoch, self.steps, self.stop_loss = per_epoch, steps, train_cfg.get("stop_loss")
         self.ckpt_path = run.checkpoint_dir / f"last{update.checkpoint_suffix}"
         self.ema = _ema(update, train_cfg.get("ema_decay"))
-        self.stateful = {**(task_state or {}), **({"ema": self.ema} if self.ema else {})}
+        self.lookahead = _lookahead(update, train_cfg, steps)
+        self.stateful = {**(task_state or {}), **({"ema": self.ema} if self.ema else {}),
+                         **({"lookahead": self.lookahead} if self.lookahead else {})}
         self.window, self.stopped = LossWindow(), False
         self.config = _json(run.cfg)
         model_config = update.model_config()
@@ -192,9 +195,11 @@ class _Session:
             self.stopped = self._record_train(0, self.measure_train())
         return self.evaluate(0)
 
-    def after_update(self, loss: Any, terms: dict[str, Any]) -> None:
+    def after_update(self, step: int, loss: Any, terms: dict[str, Any]) -> None:
         if self.measure_train is None:  # otherwise the train record is measured, not averaged
             self.window.add(loss, terms)
+        if self.lookahead is not None:
+            self.lookahead.update(step)
         if self.ema is not None:
             self.ema.update()
 
@@ -259,6 +264,15 @@ def _ema(update: Update, decay: float | None) -> EMA | None:
     if not isinstance(update.model, torch.nn.Module):
         raise DlfpError("train.ema_decay needs a torch model; this experiment's update has none")
     return EMA(update.model, decay)
+
+
+def _lookahead(update: Update, train_cfg: DictConfig, steps: int) -> Lookahead | None:
+    decay = train_cfg.get("lookahead_decay")
+    if decay is None:
+        return None
+    if not isinstance(update.model, torch.nn.Module):
+        raise DlfpError("train.lookahead_decay needs a torch model; this experiment's update has none")
+    return Lookahead(update.model, decay, int(train_cfg.get("lookahead_every", 5)), steps)
 
 
 def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> None:

@@ -38,3 +38,43 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state)
+
+
+class Lookahead:
+    """Weight averaging that feeds back (Zhang et al. 2019; the fast CIFAR trainers' schedule):
+    every ``every`` updates, average = d * average + (1 - d) * weights, then weights = average.
+
+    d ramps up as ``decay`` x (progress through the run)^3, so early training runs free and late
+    training is smoothed; after the last update the model keeps the average. BatchNorm running
+    statistics are averaged with the weights (floating-point state only).
+    """
+
+    def __init__(self, model: nn.Module, decay: float, every: int, total_steps: int) -> None:
+        if not 0.0 <= decay <= 1.0 or every < 1:
+            raise DlfpError(f"train.lookahead_decay={decay} must lie in [0, 1] and "
+                            f"train.lookahead_every={every} be at least 1")
+        self.decay, self.every, self.total = float(decay), int(every), int(total_steps)
+        self.model = model
+        self.average = {k: v.detach().clone() for k, v in self._state().items()}
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        if step % self.every == 0:
+            self._pull(self.decay * (step / self.total) ** 3)
+        if step == self.total:
+            self._pull(1.0)  # the model ends on the average
+
+    def _pull(self, decay: float) -> None:
+        for key, value in self._state().items():
+            self.average[key].lerp_(value, 1.0 - decay)
+            value.copy_(self.average[key])
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.average)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            self.average[key].copy_(value)

@@ -31,7 +31,8 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_hardware(cfg: DictConfig) -> Hardware:
-    """Pick the device and determinism; AMP and channels_last apply on CUDA only."""
+    """Pick the device and determinism; AMP applies on CUDA only, channels_last on any device
+    (mkldnn's CPU convolutions are faster in it too: docs/cifar.md)."""
     wanted = str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device)
     if wanted == "cuda" and not torch.cuda.is_available():
         raise DlfpError("hardware=cuda but no CUDA device is available; use hardware=cpu or auto")
@@ -52,7 +53,7 @@ def setup_hardware(cfg: DictConfig) -> Hardware:
         device=device,
         amp_dtype=amp,
         compile=bool(cfg.compile),
-        channels_last=bool(cfg.channels_last) and use_cuda,
+        channels_last=bool(cfg.channels_last),
     )
 
 

@@ -61,9 +61,10 @@ def _multistep(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Facto
 
 
 def _onecycle(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor:
-    """torch's OneCycleLR (cosine annealing, two phases) as a fraction of its max lr: from
+    """torch's OneCycleLR (two phases, ``anneal``: cos or linear) as a fraction of its max lr: from
     1/div_factor up to 1 over the first ``pct_start`` of the run, then down to
-    1/(div_factor x final_div_factor) at the last update."""
+    1/(div_factor x final_div_factor) at the last update. Linear is the triangle of the fast
+    CIFAR trainers."""
     initial = 1.0 / float(cfg.div_factor)
     final = initial / float(cfg.final_div_factor)
     peak_step = float(cfg.pct_start) * total_steps - 1
@@ -72,8 +73,14 @@ def _onecycle(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor
         raise DlfpError(f"schedule.pct_start={cfg.pct_start} leaves no warm-up or no decay in a run of "
                         f"{total_steps} updates; choose it so that 1 < pct_start x updates < updates")
 
-    def anneal(start: float, end: float, pct: float) -> float:
+    def cos(start: float, end: float, pct: float) -> float:
         return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+    def linear(start: float, end: float, pct: float) -> float:
+        return start + (end - start) * pct
+
+    shape = cfg.get("anneal", "cos")
+    anneal = linear if str(getattr(shape, "value", shape)) == "linear" else cos
 
     def factor(step: int) -> float:
         if step <= peak_step:

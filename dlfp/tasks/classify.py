@@ -35,22 +35,36 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if hw.channels_last:
         model.to(memory_format=torch.channels_last)
     train_loader, eval_loaders = image_loaders(data, cfg, hw.device)
+    if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
+        model.fit_to_data(first_inputs(data, cfg, hw.device))
+    smoothing = float(cfg.train.label_smoothing)
+    tta = str(getattr(cfg.train.tta, "value", cfg.train.tta))
 
     def step_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(net(batch["x"]), batch["y"])
+        return F.cross_entropy(net(batch["x"]), batch["y"], label_smoothing=smoothing)
+
+    def scores(net: nn.Module, loader: Loader) -> tuple[dict[str, float], np.ndarray]:
+        return evaluate(net, loader, data.num_classes, tta)
 
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
     during = splits_during_training(cfg, eval_loaders, data.name)
     result = fit(update, train_loader,
-                 lambda net: {s: evaluate(net, eval_loaders[s], data.num_classes)[0] for s in during},
+                 lambda net: {s: scores(net, eval_loaders[s])[0] for s in during},
                  run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume)
 
     with update.evaluation() as net:
-        scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
+        final, confusions = score_splits(lambda ld: scores(net, ld), eval_loaders)
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     if cfg.train.augment:
         plot_augmented(data, cfg, run)
-    return {"steps": float(result.steps), **scores}
+    return {"steps": float(result.steps), **final}
+
+
+def first_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str, n: int = 5000) -> torch.Tensor:
+    """The first ``n`` training images as the model sees them at evaluation (``train.transforms``)."""
+    first = data.train.subset(torch.arange(min(n, len(data.train)))).to(device)
+    return next(Loader(first, len(first), shuffle=False,
+                       transforms=build_transforms(cfg.train.transforms, data)).epoch(0))["x"]
 
 
 def splits_during_training(cfg: DictConfig, eval_loaders: dict[str, Loader], dataset: str) -> list[str]:
@@ -87,15 +101,31 @@ def image_loaders(data: ImageData, cfg: DictConfig,
     return train, evals
 
 
-def evaluate(net: nn.Module, loader: Loader, num_classes: int) -> tuple[dict[str, float], np.ndarray]:
+def evaluate(net: nn.Module, loader: Loader, num_classes: int,
+             tta: str = "none") -> tuple[dict[str, float], np.ndarray]:
     """Mean cross-entropy, error and accuracy over a split, and its confusion matrix."""
     loss_sum, confusion = 0.0, np.zeros((num_classes, num_classes), dtype=np.int64)
     for batch in loader.epoch(0):
         x, y = batch["x"], batch["y"]
-        logits = net(x).float()
+        logits = predict(net, x, tta)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         confusion += confusion_matrix(y.cpu().numpy(), logits.argmax(1).cpu().numpy(), num_classes)
     return classification_metrics(loss_sum, confusion), confusion
+
+
+def predict(net: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Logits, averaged over test-time views (``train.tta``): none; flip (the image and its
+    mirror); flip_translate (half that, half the mean over the flip pair of the image shifted one
+    pixel each way along both axes, reflect-padded), as the fast CIFAR trainers evaluate."""
+    if tta == "none":
+        return net(x).float()
+    mirrored = 0.5 * (net(x).float() + net(x.flip(-1)).float())
+    if tta == "flip":
+        return mirrored
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[-2:]
+    shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
+    return 0.5 * mirrored + 0.25 * sum(predict(net, s.contiguous(), "flip") for s in shifted)
 
 
 def _check_model_fits(model: nn.Module, data: ImageData) -> None:

@@ -21,20 +21,23 @@ def plot_classification(
     dataset_name: str,
     plots_dir: Path,
 ) -> list[Path]:
-    """train_loss.png, val_loss.png, val_error.png from metrics.jsonl records, and confusion.png.
+    """loss.png (training and every evaluated split), error.png (evaluated splits) and lr.png
+    against epoch, from metrics.jsonl records, and confusion.png.
 
     The confusion matrix shown is the test split's when there is one, else the validation split's.
     """
-    train = [r for r in records if r["split"] == "train"]
-    val = [r for r in records if r["split"] == "val"]
+    by_split: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_split.setdefault(r["split"], []).append(r)
+    evaluated = {k: v for k, v in by_split.items() if k != "train"}
+    train = {"train": by_split.get("train", [])}
     final = "test" if "test" in confusions else "val"
     return [
-        plot_curves({"train": train}, "loss", plots_dir / "train_loss.png",
-                    title="training loss", ylabel="cross-entropy (nats)"),
-        plot_curves({"val": val}, "loss", plots_dir / "val_loss.png",
-                    title="validation loss", ylabel="cross-entropy (nats)"),
-        plot_curves({"val": val}, "error", plots_dir / "val_error.png",
-                    title="validation error", ylabel="error rate"),
+        plot_curves({**train, **evaluated}, "loss", plots_dir / "loss.png", x="epoch",
+                    title="cross-entropy", ylabel="cross-entropy (nats)", logy=True),
+        plot_curves(evaluated, "error", plots_dir / "error.png", x="epoch", title="error",
+                    ylabel="error rate"),
+        plot_curves(train, "lr", plots_dir / "lr.png", x="epoch", title="learning rate", ylabel="lr"),
         plot_confusion({f"{dataset_name} {final}": confusions[final]}, classes, plots_dir / "confusion.png"),
     ]
 

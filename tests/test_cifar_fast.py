@@ -1,0 +1,143 @@
+"""The fast CIFAR-10 recipe's parts: FastNet and its whitening, the lookahead average (against a
+written-out loop, and across a resume), test-time augmentation against a NumPy reflection, the
+BatchNorm-shift optimiser group, and a tiny run of ``experiment=cifar_fast``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import kill_and_resume, read_summary, run_cli, run_inprocess
+from omegaconf import OmegaConf
+from torch import nn
+
+from dlfp.engine.ema import Lookahead
+from dlfp.models.fastnet import FastNet
+from dlfp.tasks.classify import predict
+
+TINY_FAST = ["experiment=cifar_fast", "dataset=cifar_synthetic", "dataset.n_train=64", "dataset.val_size=0",
+             "dataset.n_test=20", "hardware=cpu", "hardware.threads=1", "model.widths=[8,16,16]",
+             "train.batch_size=16", "train.eval_batch_size=20"]
+
+
+def test_fastnet_shapes_and_frozen_parameters() -> None:
+    model = FastNet()
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert "whiten.weight" in frozen and "groups.0.norm1.weight" in frozen
+    assert "whiten.bias" not in frozen and "groups.0.norm1.bias" not in frozen
+    first = model.groups[1].conv1.weight  # 64 -> 256: its first 64 filters start as identities
+    assert torch.equal(first[:64, :, 1, 1], torch.eye(64)) and first[:64, :, 0].abs().sum() == 0
+
+
+def test_whitening_filters_decorrelate_the_datas_patches() -> None:
+    torch.manual_seed(0)
+    mixing = torch.randn(3, 3)
+    smooth = nn.functional.avg_pool2d(torch.randn(400, 3, 34, 34), 3, stride=1)  # correlated neighbours
+    images = torch.einsum("ij,njhw->nihw", mixing, smooth)
+    model = FastNet()
+    model.fit_to_data(images, eps=1e-9)
+    with torch.no_grad():
+        out = nn.functional.conv2d(images, model.whiten.weight)[:, :12]  # v, then -v
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12).double()
+    covariance = flat.T @ flat / len(flat)
+    assert torch.allclose(covariance, torch.eye(12, dtype=torch.float64), atol=1e-3)
+    assert torch.equal(model.whiten.weight[12:], -model.whiten.weight[:12])
+
+
+def test_lookahead_matches_a_written_out_loop() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    average = {k: v.clone() for k, v in reference.items()}
+    lookahead = Lookahead(model, decay=0.8, every=2, total_steps=7)
+    for step in range(1, 8):
+        with torch.no_grad():  # a stand-in for an optimiser step
+            for p, q in zip(model.parameters(), reference.values()):
+                noise = torch.randn_like(p)
+                p.add_(noise)
+                q.add_(noise)
+        lookahead.update(step)
+        pulls = ([0.8 * (step / 7) ** 3] if step % 2 == 0 else []) + ([1.0] if step == 7 else [])
+        for d in pulls:
+            for k in average:
+                average[k] = d * average[k] + (1 - d) * reference[k]
+                reference[k] = average[k].clone()
+        for k, v in model.state_dict().items():
+            assert torch.allclose(v, reference[k], atol=1e-6), (step, k)
+    assert all(torch.equal(v, lookahead.average[k]) for k, v in model.state_dict().items())
+
+
+def test_flip_translate_averages_the_views_reflected_as_numpy_pads() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5))
+    x = torch.randn(2, 3, 8, 8)
+    net(x)
+    padded = torch.from_numpy(np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect"))
+    views = [x, padded[..., :8, :8], padded[..., 2:, 2:]]
+    with torch.no_grad():
+        pair = [0.5 * (net(v) + net(v.flip(-1))) for v in views]
+        assert torch.allclose(predict(net, x, "flip"), pair[0], atol=1e-6)
+        assert torch.allclose(predict(net, x, "flip_translate"),
+                              0.5 * pair[0] + 0.25 * (pair[1] + pair[2]), atol=1e-6)
+        assert torch.equal(predict(net, x, "none"), net(x))
+
+
+def test_a_killed_lookahead_run_resumes_exactly(tmp_path: Path) -> None:
+    """The lookahead average is checkpointed: killed after its first epoch and resumed, the run
+    ends with the metrics and records of one that ran straight through."""
+    killed, straight = kill_and_resume([*TINY_FAST, "train.epochs=30"], tmp_path)
+    assert read_summary(killed)["metrics"] == read_summary(straight)["metrics"]
+    assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
+
+
+def test_cifar_fast_runs_through_the_cli(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli([*TINY_FAST, "train.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    metrics = read_summary(run_dir)["metrics"]
+    assert metrics["steps"] == 8 and 0 <= metrics["test/accuracy"] <= 1
+    assert not any(k.startswith("val/") for k in metrics)  # trained on everything: no validation split
+    for figure in ("loss.png", "lr.png", "confusion.png", "augmentations.png"):
+        assert (run_dir / "plots" / figure).is_file()
+
+
+def test_the_fast_recipes_optimizer_and_schedule_are_the_papers_per_mean_loss() -> None:
+    """airbench states lr 11.5 and weight decay 0.0153 per 1024 summed examples with momentum 0.85;
+    per mean batch loss that is lr 1.5 and 0.002 decay of each weight per step at the peak."""
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "experiment" / "cifar_fast.yaml")
+    kilostep = 1024 * (1 + 1 / (1 - 0.85))
+    lr_sum, decay_per_step = 11.5 / kilostep, 0.0153 * 1024 / kilostep
+    assert cfg.optimizer.lr == pytest.approx(lr_sum * 1024, rel=1e-3)
+    assert cfg.optimizer.lr * cfg.optimizer.weight_decay == pytest.approx(decay_per_step, rel=1e-3)
+    norm_lr = cfg.optimizer.lr * cfg.optimizer.norm_lr_scale
+    assert norm_lr * cfg.optimizer.norm_weight_decay == pytest.approx(decay_per_step, rel=1e-3)
+    assert cfg.train.lookahead_decay == pytest.approx(0.95**5, rel=1e-4)
+    start, end = 1 / cfg.schedule.div_factor, 1 / cfg.schedule.div_factor / cfg.schedule.final_div_factor
+    assert (start, end) == (pytest.approx(0.2), pytest.approx(0.07, rel=1e-3))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cifar_fast_trains_on_cuda_with_bf16_and_channels_last(tmp_path: Path) -> None:
+    cpu = [a for a in TINY_FAST if not a.startswith("hardware")]
+    summary = run_inprocess([*cpu, "hardware=cuda", "hardware.compile=false", "train.epochs=2"],
+                            tmp_path / "run")
+    assert summary["device"] == "cuda" and 0 <= summary["metrics"]["test/accuracy"] <= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_augmentation_on_cuda_matches_the_cpu_given_the_same_parameters() -> None:
+    from dlfp.data.transforms import ColorJitter, HorizontalFlip, RandomCrop
+
+    x = torch.rand(64, 3, 32, 32)
+    offsets = torch.randint(0, 9, (2, 64))
+    crop = RandomCrop(4, "reflect")
+    assert torch.allclose(crop.apply(x.cuda(), offsets.cuda()).cpu(), crop.apply(x, offsets))
+    flips = torch.rand(64) < 0.5
+    assert torch.equal(HorizontalFlip.apply(x.cuda(), flips.cuda()).cpu(), HorizontalFlip.apply(x, flips))
+    b, c, first = ColorJitter(0.2, 0.2).params(64, None, torch.device("cpu"))
+    assert torch.allclose(ColorJitter.apply(x.cuda(), b.cuda(), c.cuda(), first.cuda()).cpu(),
+                          ColorJitter.apply(x, b, c, first), atol=1e-6)
