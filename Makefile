@@ -10,6 +10,9 @@ ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	# the attacks' reference in tests; without its dependencies: it pins requests~=2.25.1 (idna<3),
+	# which conflicts with tokenizers' huggingface_hub, and its attack code imports none of them
+	$(VENV)/bin/python -m pip install -q --no-deps 'torchattacks==3.5.1'
 	touch $(STAMP)
 
 train: $(STAMP)

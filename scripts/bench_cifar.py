@@ -2,7 +2,7 @@
 pre-made tensors (ratio >= 0.9 is the target), side by side in one run.
 
     .venv/bin/python scripts/bench_cifar.py [--models allcnn_t resnet18] [--threads 2] [--steps 3]
-        [--rounds 3] [--device cpu|cuda]
+        [--rounds 3] [--device cpu|cuda] [--channels-last]
 
 The pipeline is the one ``experiment=cifar_allcnn`` composes (flip, reflect-padded crop, colour
 jitter, standardize), on CIFAR-10 when ``DLFP_DATA`` holds it and on the generated
@@ -34,9 +34,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="NHWC model and batches (default: on CUDA only)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
     register_configs()
     dataset = "cifar10" if os.environ.get("DLFP_DATA") else "cifar_synthetic"
     overrides = ["experiment=cifar_allcnn", f"dataset={dataset}"]
@@ -46,7 +49,8 @@ def main() -> None:
     pipeline = (build_transforms(cfg.train.augment, data, "train.augment")
                 + build_transforms(cfg.train.transforms, data))
     loader = Loader(data.train.to(device), 128, shuffle=True, seed=0, transforms=pipeline)
-    print(f"device {device}, torch {torch.__version__}, torch threads {torch.get_num_threads()}, data "
+    print(f"device {device}, channels_last {channels_last}, torch {torch.__version__}, torch threads "
+          f"{torch.get_num_threads()}, data "
           f"{data.name}, load average {os.getloadavg()[0]:.2f}, {args.steps} steps x {args.rounds} "
           "rounds of batch 128, median images/s")
     print(f"{'model':<10} {'loader':>8} {'tensors':>8} {'ratio':>6}")
@@ -55,7 +59,7 @@ def main() -> None:
             model_cfg = compose("train", [f"model={name}"]).model
         torch.manual_seed(0)
         model = build_model(model_cfg).to(device)
-        if device.type == "cuda":
+        if channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
         a, b = (128 * v for v in loader_vs_premade(model, opt, loader, steps=args.steps, rounds=args.rounds,

@@ -1,6 +1,6 @@
 """Parameters of each CIFAR model, layer by layer and in total (the study's param_count.py).
 
-    .venv/bin/python scripts/param_count.py [allcnn_t resnet18 resnet34 resnet50] [--layers]
+    .venv/bin/python scripts/param_count.py [allcnn_t resnet18 resnet34 resnet50 fastnet] [--layers]
 
 Builds each model from its conf/model/<name>.yaml (so the counts are those the experiments train)
 and prints its total, its convolution weights and, with --layers, one line per parameter tensor.
@@ -18,13 +18,14 @@ from dlfp.config import CONF_DIR
 from dlfp.config.model import SCHEMAS
 from dlfp.models import build_model
 
-MODELS = ["allcnn_t", "resnet18", "resnet34", "resnet50"]
+MODELS = ["allcnn_t", "resnet18", "resnet34", "resnet50", "fastnet"]
 
 
-def counts(model: nn.Module) -> tuple[int, int]:
-    """(all parameters, convolution weights)."""
+def counts(model: nn.Module) -> tuple[int, int, int]:
+    """(all parameters, trained parameters, convolution weights)."""
     conv = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
-    return sum(p.numel() for p in model.parameters()), conv
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for p in model.parameters()), trained, conv
 
 
 def model_from_conf(name: str) -> nn.Module:
@@ -41,11 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
-    print(f"{'model':<10} {'parameters':>12} {'conv weights':>13}")
+    print(f"{'model':<10} {'parameters':>12} {'trained':>12} {'conv weights':>13}")
     for name in args.models or MODELS:
         model = model_from_conf(name)
-        total, conv = counts(model)
-        print(f"{name:<10} {total:>12,} {conv:>13,}")
+        total, trained, conv = counts(model)
+        print(f"{name:<10} {total:>12,} {trained:>12,} {conv:>13,}")
         if args.layers:
             for key, p in model.named_parameters():
                 print(f"    {key:<40} {str(tuple(p.shape)):<20} {p.numel():>10,}")

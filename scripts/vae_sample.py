@@ -11,14 +11,13 @@ config); it loads with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import torch
 
-from dlfp.engine.checkpoint import load_checkpoint
+from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
 from dlfp.models.vae import VAE
@@ -28,14 +27,7 @@ from dlfp.viz.vae import plot_image_grid
 def load_vae(path: Path) -> VAE:
     """The VAE of a checkpoint file, or of a run directory's ``checkpoints/last.pt``, in eval mode
     on the CPU."""
-    ckpt_path = path / "checkpoints" / "last.pt" if path.is_dir() else path
-    if not ckpt_path.is_file():
-        raise DlfpError(f"{path} holds no checkpoint: name a VAE run directory or a checkpoint file")
-    checkpoint = load_checkpoint(ckpt_path, "cpu")
-    task = json.loads(checkpoint["config"]).get("task")
-    if task != "vae":
-        raise DlfpError(f"{ckpt_path} is a checkpoint of task {task!r}, not of the VAE (task vae)")
-    return rebuild_model(checkpoint)
+    return rebuild_model(load_trained(path, "vae"))
 
 
 def sample(model: VAE, n: int, seed: int, threshold: float | None = None) -> torch.Tensor:

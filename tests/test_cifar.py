@@ -62,9 +62,10 @@ def test_param_count_script_prints_every_model(capsys: pytest.CaptureFixture) ->
         import param_count
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    param_count.main(["allcnn_t", "resnet18"])
+    param_count.main(["allcnn_t", "resnet18", "fastnet"])
     out = capsys.readouterr().out
     assert "1,368,480" in out and "11,173,962" in out
+    assert "fastnet       1,972,792    1,971,352" in out  # the whitening filters and BN scales are frozen
 
 
 # ---- augmentation, per image, against torchvision ------------------------------------------------

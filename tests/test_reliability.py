@@ -70,6 +70,16 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
     (["experiment=mnist_svm", "features.wavelengths=[3.0,-1.0]"],
      "features.wavelengths=[3.0, -1.0] must all be > 0"),
     (["experiment=mnist_svm", "features.phases=[]"], "the bank would be empty"),
+    (["experiment=cifar_fast", "dataset=cifar_synthetic", "train.lookahead_decay=1.5"],
+     "train.lookahead_decay=1.5 must be >= 0 and <= 1"),
+    (["experiment=cifar_fast", "dataset=cifar_synthetic", "train.label_smoothing=1"],
+     "train.label_smoothing=1.0 must be >= 0 and < 1"),
+    (["experiment=cifar_fast", "dataset=cifar_synthetic", "optimizer.norm_lr_scale=0"],
+     "optimizer.norm_lr_scale=0.0 must be > 0"),
+    (["experiment=cifar_fast", "dataset=cifar_synthetic", "model.widths=[64,0,256]"],
+     "model.widths=[64, 0, 256] must all be >= 1"),
+    (["experiment=cifar_adversarial", "adversarial.eps=0"], "adversarial.eps=0.0 must be > 0"),
+    (["experiment=cifar_adversarial", "adversarial.n_images=0"], "adversarial.n_images=0 must be >= 1"),
 ]
 
 

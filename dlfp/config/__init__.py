@@ -12,12 +12,24 @@ from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
-from dlfp.config import dataset, hardware, model, optimizer, regression, root, schedule, svm, train, vae
+from dlfp.config import (
+    adversarial,
+    dataset,
+    hardware,
+    model,
+    optimizer,
+    regression,
+    root,
+    schedule,
+    svm,
+    train,
+    vae,
+)
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # absolute: console scripts too
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {}
-for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression):
+for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression, adversarial):
     for _group, _options in _module.SCHEMAS.items():
         GROUP_SCHEMAS.setdefault(_group, {}).update(_options)
 

@@ -35,3 +35,4 @@ class RootConfig:
     features: Any = None  # image features for the SVM (features=gabor)
     svm: Any = None  # the SVM classifier (experiment mnist_svm)
     compare: Any = None  # which experiments mnist_compare runs and tabulates
+    adversarial: Any = None  # the attack analysis of a trained classifier (experiment cifar_adversarial)

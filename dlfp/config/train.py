@@ -14,6 +14,12 @@ class CadenceUnit(Enum):
     epochs = "epochs"
 
 
+class AdversarialKind(Enum):
+    none = "none"
+    fgsm_rs = "fgsm_rs"  # FGSM from a random start, step 1.25 eps (Wong et al. 2020)
+    pgd = "pgd"  # adversarial_steps steps from a random start, step 2.5 eps / steps (Madry et al. 2018)
+
+
 class TestTimeAugment(Enum):
     none = "none"
     flip = "flip"  # the image and its mirror
@@ -40,6 +46,10 @@ class TrainLoopConfig:
     augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only
     eval_splits: list[str] = field(default_factory=lambda: ["val"])  # evaluated during training (classify)
     label_smoothing: float = limit(0.0, ge=0, lt=1)  # of the training cross-entropy (classify)
+    adversarial: AdversarialKind = AdversarialKind.none  # train on attacked batches (classify)
+    adversarial_eps: float = limit(8.0, gt=0)  # their eps, in 1/255 pixel steps
+    adversarial_steps: int = limit(7, ge=1)  # PGD steps per training batch
+    adversarial_eval_images: int = limit(1000, ge=1)  # test images scored under PGD-20 after training
     tta: TestTimeAugment = TestTimeAugment.none  # logits averaged over views at evaluation (classify)
 
     RULES: ClassVar = (Rule(("steps", "epochs"), lambda steps, epochs: steps is None or epochs is None,

@@ -8,6 +8,7 @@ the random numbers the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -82,6 +83,25 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         with np.load(path, allow_pickle=False) as saved:
             return _unflatten({key: saved[key] for key in saved.files})
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_trained(path: Path, task: str) -> dict[str, Any]:
+    """The checkpoint of a finished or running ``task`` run: a checkpoint file, or a run directory's
+    ``checkpoints/last.pt``. One DlfpError when there is none, it does not load, or it is another
+    task's."""
+    ckpt_path = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    if not ckpt_path.is_file():
+        raise DlfpError(f"{path} holds no checkpoint: name a run directory of task {task} or its "
+                        "checkpoints/last.pt")
+    try:
+        checkpoint = load_checkpoint(ckpt_path, "cpu")
+        trained_task = json.loads(checkpoint["config"]).get("task")
+    except Exception as e:  # noqa: BLE001 - any failure here means the file is not a usable checkpoint
+        raise DlfpError(f"{ckpt_path} is not a readable dlfp checkpoint ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if trained_task != task:
+        raise DlfpError(f"{ckpt_path} is a checkpoint of task {trained_task!r}, not of task {task!r}")
+    return checkpoint
 
 
 def load_for_resume(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from typing import Any, Protocol
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from tqdm import tqdm
 
 from dlfp.engine.checkpoint import (
     check_resumable,
@@ -34,6 +32,7 @@ from dlfp.engine.checkpoint import (
     set_rng_state,
 )
 from dlfp.engine.ema import EMA, Lookahead
+from dlfp.engine.progress import Progress
 from dlfp.engine.run import Run
 from dlfp.engine.schedules import lr_factor
 from dlfp.engine.updates import Update
@@ -119,7 +118,7 @@ def fit(
     update.set_lr(factor(start))
     results = session.first_records() if start == 0 else {}
     stream = batch_stream(batches, start)
-    progress = _Progress(steps, start)
+    progress = Progress(steps, start)
     began = time.perf_counter()
     step = start
     while step < steps and not session.stopped:
@@ -203,7 +202,7 @@ class _Session:
         if self.ema is not None:
             self.ema.update()
 
-    def check_train(self, step: int, record: bool, progress: _Progress) -> None:
+    def check_train(self, step: int, record: bool, progress: Progress) -> None:
         """The non-finite guard on the train loss, and the train record when one is due."""
         values = self.measure_train() if self.measure_train is not None else self.window.means()
         if not record:
@@ -211,7 +210,7 @@ class _Session:
                 raise_non_finite(step, self.ckpt_path, "loss")
             return
         self.stopped = self._record_train(step, values)
-        progress.show(step, values["loss"], self.update.lr)
+        progress.show(step, **{"train loss": values["loss"], "lr": self.update.lr})
         self.window.reset()
 
     def _record_train(self, step: int, values: dict[str, float]) -> bool:
@@ -312,26 +311,3 @@ def _json(cfg: DictConfig | dict) -> str:
     except OmegaConfBaseException:
         plain = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     return json.dumps(plain)
-
-
-class _Progress:
-    """A tqdm bar on a terminal; otherwise about one text line per 1 % of the run."""
-
-    def __init__(self, steps: int, start: int) -> None:
-        self.steps, self.printed_at = steps, start
-        self.on_terminal = sys.stderr.isatty()
-        self.print_every = max(1, steps // 100)
-        self.bar = tqdm(total=steps, initial=start, disable=not self.on_terminal, unit="step",
-                        dynamic_ncols=True)
-
-    def advance(self) -> None:
-        self.bar.update(1)
-
-    def show(self, step: int, loss: float, lr: float) -> None:
-        self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        if not self.on_terminal and (step == self.steps or step - self.printed_at >= self.print_every):
-            log.info("step %d/%d train loss %.4f lr %.4g", step, self.steps, loss, lr)
-            self.printed_at = step
-
-    def close(self) -> None:
-        self.bar.close()

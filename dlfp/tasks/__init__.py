@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "compare": "dlfp.tasks.compare:run",
     "scratch_nn": "dlfp.tasks.scratch_nn:run",
     "vae": "dlfp.tasks.vae:run",
+    "adversarial": "dlfp.tasks.adversarial:run",
 }
 
 

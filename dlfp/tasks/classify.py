@@ -16,6 +16,7 @@ from torch import nn
 from dlfp.data import ImageData
 from dlfp.data.loader import Loader
 from dlfp.data.transforms import build_transforms
+from dlfp.engine.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
 from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
@@ -34,14 +35,22 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     model.to(hw.device)
     if hw.channels_last:
         model.to(memory_format=torch.channels_last)
-    train_loader, eval_loaders = image_loaders(data, cfg, hw.device)
+    adversarial = str(getattr(cfg.train.adversarial, "value", cfg.train.adversarial))
+    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, pixels=adversarial != "none")
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
         model.fit_to_data(first_inputs(data, cfg, hw.device))
     smoothing = float(cfg.train.label_smoothing)
     tta = str(getattr(cfg.train.tta, "value", cfg.train.tta))
+    input_transforms = build_transforms(cfg.train.transforms, data)
+    eps = float(cfg.train.adversarial_eps) / 255
 
     def step_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(net(batch["x"]), batch["y"], label_smoothing=smoothing)
+        x = batch["x"]
+        if adversarial != "none":  # batches come in pixels; the attack sees the transforms as model
+            net = PixelModel(net, input_transforms)
+            x = adversarial_batch(net, as_pixels(x), batch["y"], adversarial, eps,
+                                  int(cfg.train.adversarial_steps))
+        return F.cross_entropy(net(x), batch["y"], label_smoothing=smoothing)
 
     def scores(net: nn.Module, loader: Loader) -> tuple[dict[str, float], np.ndarray]:
         return evaluate(net, loader, data.num_classes, tta)
@@ -54,10 +63,33 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
 
     with update.evaluation() as net:
         final, confusions = score_splits(lambda ld: scores(net, ld), eval_loaders)
+    if adversarial != "none":
+        final.update(robust_accuracy(model, data, input_transforms, cfg, hw.device))
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     if cfg.train.augment:
         plot_augmented(data, cfg, run)
     return {"steps": float(result.steps), **final}
+
+
+def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: DictConfig,
+                    device: torch.device | str) -> dict[str, float]:
+    """PGD-20 (random start) accuracy at ``train.adversarial_eps`` on the first
+    ``train.adversarial_eval_images`` test images (validation when there is no test split)."""
+    split_name = "test" if data.test is not None else "val"
+    split = data.eval_splits[split_name]
+    n = min(int(cfg.train.adversarial_eval_images), len(split))
+    x, y = as_pixels(split.x[:n].to(device)), split.y[:n].to(device)
+    eps = float(cfg.train.adversarial_eps) / 255
+    pixel_model = PixelModel(model.float().eval(), transforms)
+    attack = pgd_attack(pixel_model, eps, 20, torch.Generator(device).manual_seed(int(cfg.seed)))
+    batch = int(cfg.train.eval_batch_size)
+    return {f"{split_name}/pgd20_accuracy": accuracy(pixel_model, x, y, attack, batch,
+                                                    f"PGD-20 eps {cfg.train.adversarial_eps:g}"),
+            f"{split_name}/pgd20_clean_accuracy": accuracy(pixel_model, x, y, None, batch, "clean")}
+
+
+def as_pixels(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255 if x.dtype == torch.uint8 else x
 
 
 def first_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str, n: int = 5000) -> torch.Tensor:
@@ -88,14 +120,15 @@ def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, 
                        title=f"{data.name}: stored (left), then {draws} draws of train.augment")
 
 
-def image_loaders(data: ImageData, cfg: DictConfig,
-                  device: torch.device | str) -> tuple[Loader, dict[str, Loader]]:
-    """The shuffled training loader (augmentation, then the transforms) and one loader per
-    evaluation split (the transforms only), with the splits moved to ``device``."""
+def image_loaders(data: ImageData, cfg: DictConfig, device: torch.device | str,
+                  pixels: bool = False) -> tuple[Loader, dict[str, Loader]]:
+    """The shuffled training loader (augmentation, then the transforms; only the augmentation
+    when ``pixels``, for attacks on pixels) and one loader per evaluation split (the transforms
+    only), with the splits moved to ``device``."""
     transforms = build_transforms(cfg.train.transforms, data)
     augment = build_transforms(cfg.train.augment, data, key="train.augment")
     train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
-                   transforms=augment + transforms)
+                   transforms=augment + ([] if pixels else transforms))
     evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)
              for split, s in data.eval_splits.items()}
     return train, evals
