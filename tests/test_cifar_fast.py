@@ -141,3 +141,25 @@ def test_augmentation_on_cuda_matches_the_cpu_given_the_same_parameters() -> Non
     b, c, first = ColorJitter(0.2, 0.2).params(64, None, torch.device("cpu"))
     assert torch.allclose(ColorJitter.apply(x.cuda(), b.cuda(), c.cuda(), first.cuda()).cpu(),
                           ColorJitter.apply(x, b, c, first), atol=1e-6)
+
+
+def test_alternating_flip_shows_each_image_both_ways_in_consecutive_epochs() -> None:
+    from dlfp.data.images import Split
+    from dlfp.data.loader import Loader
+    from dlfp.data.transforms import HorizontalFlip
+
+    n = 64
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1) * torch.tensor([1.0, -1.0]).view(1, 1, 1, 2)
+    loader = Loader(Split(x=x, y=torch.zeros(n, dtype=torch.long)), 16, shuffle=True, seed=3,
+                    transforms=[HorizontalFlip(alternate=True)])
+
+    def flipped(epoch: int, start: int = 0) -> dict[int, bool]:  # image i is (i, -i); mirrored, (-i, i)
+        return {int(abs(b[0, 0, 0])): bool(b[0, 0, 0] < 0)
+                for batch in loader.epoch(epoch, start) for b in batch["x"]}
+
+    first, second, third = flipped(0), flipped(1), flipped(2)
+    assert len(first) == n and 0.3 < sum(first.values()) / n < 0.7
+    # image 0 is (0, -0) both ways, so it is left out
+    assert all(second[i] != first[i] and third[i] == first[i] for i in range(1, n))
+    resumed = flipped(1, start=2)  # a resumed epoch flips as the uninterrupted one did
+    assert len(resumed) == n // 2 and all(resumed[i] == second[i] for i in resumed if i)

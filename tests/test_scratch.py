@@ -341,7 +341,7 @@ def test_mnist_nn_numpy_through_the_cli(tmp_path: Path) -> None:
     train = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in train] == [10, 20, 30, 40, 50, 60]
     assert all(set(r) == {"step", "epoch", "split", "loss", "lr"} and r["lr"] == 0.1 for r in train)
-    for name in ("train_loss", "val_loss", "val_error", "confusion"):
+    for name in ("loss", "error", "lr", "confusion"):
         assert (run_dir / "plots" / f"{name}.png").stat().st_size > 1000
     with np.load(run_dir / "checkpoints" / "last.npz", allow_pickle=False) as ckpt:
         assert int(ckpt["step"]) == 60 and "update/params/embed.weight" in ckpt.files

@@ -23,7 +23,7 @@ def test_tiny_training_run_through_the_cli_writes_every_artifact(tmp_path: Path)
     assert {r["split"] for r in records} == {"train", "val"}
     assert [r["step"] for r in records if r["split"] == "val"] == [0, 20, 40, 60]
     assert all({"step", "epoch", "split"} <= set(r) for r in records)
-    for name in ("train_loss", "val_loss", "val_error", "confusion"):
+    for name in ("loss", "error", "lr", "confusion"):
         assert (run_dir / "plots" / f"{name}.png").stat().st_size > 1000
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert (run_dir / "train.log").read_text().count("val loss") == 4

@@ -50,6 +50,7 @@ class Loader:
             rowwise += 1
         self.chunk_transforms, self.batch_transforms = self.transforms[:rowwise], self.transforms[rowwise:]
         self.random = any(t.random for t in self.batch_transforms)
+        self.with_index = any(t.needs_index for t in self.transforms)
         self.device = next(iter(self.fields.values())).device
         if self.drop_last and self.shard_rows < batch_size:
             raise DlfpError(f"a batch of {batch_size} is larger than the {self.shard_rows} training "
@@ -89,13 +90,18 @@ class Loader:
         in_place = not self.shuffles and self.world_size == 1  # rows in stored order: views, no copy
         order = None if in_place else self.order(epoch)
         chunk = max(1, self.CHUNK_ROWS // bs)
+        for transform in self.transforms:
+            transform.set_epoch(epoch)
         for first in range(start, n, chunk):
             last = min(first + chunk, n)
             if in_place:
                 gathered = {k: v[first * bs : last * bs] for k, v in self.fields.items()}
+                idx = torch.arange(first * bs, last * bs, device=self.device) if self.with_index else None
             else:  # index_select, not x[idx]: advanced indexing is far slower on uint8 images on CPU
                 idx = order[first * bs : last * bs]
                 gathered = {k: v.index_select(0, idx) for k, v in self.fields.items()}
+            if self.with_index:  # each row's stored position, for transforms that key on it
+                gathered["index"] = idx
             for transform in self.chunk_transforms:
                 gathered = transform(gathered, None)
             for i in range(first, last):

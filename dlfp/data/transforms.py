@@ -27,6 +27,10 @@ Batch = dict[str, torch.Tensor]
 class Transform:
     random = False
     rowwise = False
+    needs_index = False  # reads each row's stored position (field "index", which the loader adds)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the loader before each epoch's batches (the alternating flip uses it)."""
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         raise NotImplementedError
@@ -118,16 +122,28 @@ class RandomCrop(Transform):
 
 
 class HorizontalFlip(Transform):
-    """Mirror each image left-right with probability ``p``."""
+    """Mirror each image left-right with probability ``p``; or, with ``alternate``, the
+    derandomised flip of Jordan 2024: each image is mirrored in every other epoch, starting
+    (epoch 0) mirrored or not by a fixed pseudo-random bit of its stored position, so that every
+    two consecutive epochs show both versions of every image."""
 
     random = True
 
-    def __init__(self, p: float = 0.5, field: str = "x") -> None:
-        self.p, self.field = float(p), field
+    def __init__(self, p: float = 0.5, alternate: bool = False, field: str = "x") -> None:
+        self.p, self.alternate, self.field = float(p), bool(alternate), field
+        self.needs_index, self.epoch = self.alternate, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def params(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
         """Per image: whether it is mirrored."""
         return torch.rand(n, generator=gen, device=device) < self.p
+
+    def alternating(self, index: torch.Tensor) -> torch.Tensor:
+        """Per image: its first-epoch bit (a multiplicative hash of the position), flipped in odd epochs."""
+        first = ((index * 2654435761) >> 16) & 1
+        return (first ^ (self.epoch % 2)).bool()
 
     @staticmethod
     def apply(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
@@ -135,7 +151,8 @@ class HorizontalFlip(Transform):
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         x = batch[self.field]
-        return {**batch, self.field: self.apply(x, self.params(len(x), gen, x.device))}
+        flip = self.alternating(batch["index"]) if self.alternate else self.params(len(x), gen, x.device)
+        return {**batch, self.field: self.apply(x, flip)}
 
 
 class ColorJitter(Transform):
