@@ -95,7 +95,8 @@ def test_the_analysis_of_a_trained_checkpoint_through_the_cli(tmp_path: Path) ->
     assert metrics["ifgsm/loss_final"] > metrics["ifgsm/loss_clean"]
     records = [json.loads(line) for line in (analysis / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "ifgsm"] == list(range(6))
-    for figure in ("input_gradients_correct.png", "ifgsm_loss.png", "ifgsm_progression.png", "accuracy_vs_eps.png"):
+    figures = ("input_gradients_correct.png", "ifgsm_loss.png", "ifgsm_progression.png", "accuracy_vs_eps.png")
+    for figure in figures:
         assert (analysis / "plots" / figure).stat().st_size > 5_000, figure
 
 
@@ -117,6 +118,7 @@ def test_a_missing_or_foreign_checkpoint_is_one_clear_error(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("kind", ["fgsm_rs", "pgd"])
 def test_adversarial_training_reports_clean_and_pgd20_accuracy(tmp_path: Path, kind: str) -> None:
-    metrics = run_inprocess([*TINY_FAST, "train.epochs=2", f"train.adversarial={kind}", "train.adversarial_steps=2",
-                             "train.adversarial_eval_images=20"], tmp_path / "run")["metrics"]
+    metrics = run_inprocess([*TINY_FAST, "train.epochs=2", f"train.adversarial={kind}",
+                             "train.adversarial_steps=2", "train.adversarial_eval_images=20"],
+                            tmp_path / "run")["metrics"]
     assert 0 <= metrics["test/pgd20_accuracy"] <= metrics["test/pgd20_clean_accuracy"] <= 1
