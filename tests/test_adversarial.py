@@ -95,7 +95,8 @@ def test_the_analysis_of_a_trained_checkpoint_through_the_cli(tmp_path: Path) ->
     assert metrics["ifgsm/loss_final"] > metrics["ifgsm/loss_clean"]
     records = [json.loads(line) for line in (analysis / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "ifgsm"] == list(range(6))
-    figures = ("input_gradients_correct.png", "ifgsm_loss.png", "ifgsm_progression.png", "accuracy_vs_eps.png")
+    figures = ("input_gradients_correct.png", "ifgsm_loss.png", "ifgsm_progression.png",
+               "accuracy_vs_eps.png")
     for figure in figures:
         assert (analysis / "plots" / figure).stat().st_size > 5_000, figure
 
