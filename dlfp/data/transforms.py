@@ -41,6 +41,11 @@ def _unit_scale(x: torch.Tensor) -> float:
     return 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
 
 
+def unit_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Images as float pixels on 0..1 (uint8 divided by 255; float images as they are)."""
+    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+
+
 class Standardize(Transform):
     """images -> (x on 0..1 - mean) / std per channel, as one fused multiply-add."""
 

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dlfp.data import ImageData
-from dlfp.data.transforms import build_transforms
+from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.attacks import PixelModel, accuracy, fgsm, pgd, pgd_attack
 from dlfp.engine.checkpoint import load_trained
 from dlfp.engine.run import Run
@@ -97,8 +97,7 @@ def split_pixels(data: ImageData, split: str, device: torch.device) -> tuple[tor
         raise DlfpError(f"adversarial.split={split} is not a split of {data.name}; "
                         f"choose one of {sorted(data.eval_splits)}")
     images = data.eval_splits[split]
-    x = images.x.float() / 255 if images.x.dtype == torch.uint8 else images.x.float()
-    return x.to(device), images.y.to(device)
+    return unit_pixels(images.x).to(device), images.y.to(device)
 
 
 def gradient_figures(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str],

@@ -15,7 +15,7 @@ from torch import nn
 
 from dlfp.data import ImageData
 from dlfp.data.loader import Loader
-from dlfp.data.transforms import build_transforms
+from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
 from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
 from dlfp.engine.driver import fit
@@ -48,7 +48,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         x = batch["x"]
         if adversarial != "none":  # batches come in pixels; the attack sees the transforms as model
             net = PixelModel(net, input_transforms)
-            x = adversarial_batch(net, as_pixels(x), batch["y"], adversarial, eps,
+            x = adversarial_batch(net, unit_pixels(x), batch["y"], adversarial, eps,
                                   int(cfg.train.adversarial_steps))
         return F.cross_entropy(net(x), batch["y"], label_smoothing=smoothing)
 
@@ -78,7 +78,7 @@ def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: Di
     split_name = "test" if data.test is not None else "val"
     split = data.eval_splits[split_name]
     n = min(int(cfg.train.adversarial_eval_images), len(split))
-    x, y = as_pixels(split.x[:n].to(device)), split.y[:n].to(device)
+    x, y = unit_pixels(split.x[:n].to(device)), split.y[:n].to(device)
     eps = float(cfg.train.adversarial_eps) / 255
     pixel_model = PixelModel(model.float().eval(), transforms)
     attack = pgd_attack(pixel_model, eps, 20, torch.Generator(device).manual_seed(int(cfg.seed)))
@@ -86,10 +86,6 @@ def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: Di
     return {f"{split_name}/pgd20_accuracy": accuracy(pixel_model, x, y, attack, batch,
                                                     f"PGD-20 eps {cfg.train.adversarial_eps:g}"),
             f"{split_name}/pgd20_clean_accuracy": accuracy(pixel_model, x, y, None, batch, "clean")}
-
-
-def as_pixels(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x
 
 
 def first_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str, n: int = 5000) -> torch.Tensor:
@@ -113,8 +109,7 @@ def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, 
     augment = build_transforms(cfg.train.augment, data, key="train.augment")
     first = data.train.subset(torch.arange(images))
     loader = Loader(first, images, shuffle=False, transforms=augment)  # epoch e: the e-th draw
-    as_unit = lambda x: x.float() / 255 if x.dtype == torch.uint8 else x  # noqa: E731
-    rows = [as_unit(first.x)] + [as_unit(next(loader.epoch(draw))["x"]) for draw in range(draws)]
+    rows = [unit_pixels(first.x)] + [unit_pixels(next(loader.epoch(draw))["x"]) for draw in range(draws)]
     grid = torch.stack(rows, dim=1).clamp(0, 1).permute(0, 1, 3, 4, 2).numpy()  # (images, draws+1, H, W, C)
     plot_augmentations(grid, run.plots_dir / "augmentations.png",
                        title=f"{data.name}: stored (left), then {draws} draws of train.augment")
