@@ -87,6 +87,38 @@ def kill_and_resume(overrides: list[str], tmp_path: Path, checkpoint: str = "las
     return killed, straight
 
 
+class Crash(Exception):
+    """Raised inside the driver by ``crash_and_resume``: a run that dies mid-epoch."""
+
+
+def crash_and_resume(overrides: list[str], tmp_path: Path, crash_after: int) -> tuple[Path, Path]:
+    """In process: a run dies (an exception) right after update ``crash_after``, before that
+    step's checkpoint; it is resumed from its last checkpoint, and the same overrides run straight
+    through. Returns (resumed run dir, straight run dir). Cheaper than ``kill_and_resume`` (no
+    interpreter starts) for checking a task's checkpointed state; ``kill_and_resume`` checks what
+    a SIGKILL leaves on disk."""
+    from dlfp.engine import driver
+
+    advance = driver.Progress.advance
+    done = {"updates": 0}
+
+    def advance_then_crash(self, n: int = 1) -> None:
+        advance(self, n)
+        done["updates"] += n
+        if done["updates"] == crash_after:
+            raise Crash(f"crashed after update {crash_after}")
+
+    crashed, straight = tmp_path / "crashed", tmp_path / "straight"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(driver.Progress, "advance", advance_then_crash)
+        with pytest.raises(Crash):
+            run_inprocess(overrides, crashed)
+    assert not (crashed / "summary.json").exists()
+    run_inprocess([*overrides, "resume=true"], crashed)
+    run_inprocess(overrides, straight)
+    return crashed, straight
+
+
 def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 

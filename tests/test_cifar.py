@@ -199,11 +199,15 @@ TINY_CIFAR = ["dataset=cifar_synthetic", "dataset.n_train=16", "dataset.val_size
 
 @pytest.mark.parametrize("experiment",
                          ["cifar_allcnn", "cifar_resnet18", "cifar_resnet34", "cifar_resnet50"])
-def test_each_cifar_experiment_runs_through_the_cli(tmp_path: Path, experiment: str) -> None:
+def test_each_cifar_experiment_runs_end_to_end(tmp_path: Path, experiment: str) -> None:
+    """All-CNN-T through the real CLI; the ResNets in process (the same runner, without three
+    more interpreter starts)."""
     run_dir = tmp_path / "run"
-    small = ["model.c1=8", "model.c2=16"] if experiment == "cifar_allcnn" else []
-    run_cli([f"experiment={experiment}", *TINY_CIFAR, *small, "train.epochs=2",
-             f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    overrides = [f"experiment={experiment}", *TINY_CIFAR, "train.epochs=2"]
+    if experiment == "cifar_allcnn":
+        run_cli([*overrides, "model.c1=8", "model.c2=16", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    else:
+        run_inprocess(overrides, run_dir)
     summary = read_summary(run_dir)
     assert summary["metrics"]["steps"] == 4 and 0 <= summary["metrics"]["test/accuracy"] <= 1
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import kill_and_resume, read_summary, run_cli, run_inprocess
+from conftest import crash_and_resume, read_summary, run_cli, run_inprocess
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -30,6 +30,34 @@ def test_fastnet_shapes_and_frozen_parameters() -> None:
     assert "whiten.bias" not in frozen and "groups.0.norm1.bias" not in frozen
     first = model.groups[1].conv1.weight  # 64 -> 256: its first 64 filters start as identities
     assert torch.equal(first[:64, :, 1, 1], torch.eye(64)) and first[:64, :, 0].abs().sum() == 0
+
+
+def test_the_whitening_bias_trains_for_its_first_epochs_only(tmp_path: Path) -> None:
+    """As in airbench: the bias moves during the first whiten_bias_epochs epochs, then stays put."""
+    from dlfp.engine.checkpoint import load_checkpoint
+
+    overrides = [*TINY_FAST, "train.epochs=4", "model.whiten_bias_epochs=2", "train.checkpoint_every=1"]
+    run_inprocess(overrides, tmp_path / "run")
+    bias = lambda name: load_checkpoint(tmp_path / "run" / "checkpoints" / name)["update"]["model"][
+        "whiten.bias"]  # noqa: E731
+    last, before = bias("last.pt"), bias("last.prev.pt")  # after epochs 4 and 3
+    assert torch.equal(last, before) and last.abs().sum() > 0
+
+
+def test_whitening_statistics_come_from_a_random_sample_of_every_class() -> None:
+    """A folder-read dataset is stored class by class: the first 5,000 images would be airplanes."""
+    from omegaconf import OmegaConf
+
+    from dlfp.data.images import ImageData, Split
+    from dlfp.tasks.classify import fitting_inputs
+
+    y = torch.arange(10).repeat_interleave(20)
+    x = y.view(-1, 1, 1, 1).expand(-1, 3, 4, 4).to(torch.uint8).contiguous()
+    data = ImageData(name="sorted", train=Split(x=x, y=y), val=None, test=Split(x=x, y=y),
+                     classes=[str(i) for i in range(10)], mean=(0.0,) * 3, std=(1.0,) * 3)
+    cfg = OmegaConf.create({"seed": 0, "train": {"transforms": []}})
+    chosen = fitting_inputs(data, cfg, "cpu", n=50)
+    assert len(chosen) == 50 and len(chosen[:, 0, 0, 0].unique()) == 10
 
 
 def test_whitening_filters_decorrelate_the_datas_patches() -> None:
@@ -85,12 +113,12 @@ def test_flip_translate_averages_the_views_reflected_as_numpy_pads() -> None:
         assert torch.equal(predict(net, x, "none"), net(x))
 
 
-def test_a_killed_lookahead_run_resumes_exactly(tmp_path: Path) -> None:
-    """The lookahead average is checkpointed: killed after its first epoch and resumed, the run
-    ends with the metrics and records of one that ran straight through."""
-    killed, straight = kill_and_resume([*TINY_FAST, "train.epochs=30"], tmp_path)
-    assert read_summary(killed)["metrics"] == read_summary(straight)["metrics"]
-    assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
+def test_a_crashed_lookahead_run_resumes_exactly(tmp_path: Path) -> None:
+    """The lookahead average is checkpointed: crashed mid-epoch and resumed from the last epoch's
+    checkpoint, the run ends with the metrics and records of one that ran straight through."""
+    resumed, straight = crash_and_resume([*TINY_FAST, "train.epochs=6"], tmp_path, crash_after=14)
+    assert read_summary(resumed)["metrics"] == read_summary(straight)["metrics"]
+    assert (resumed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
 
 
 def test_cifar_fast_runs_through_the_cli(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ class FastNetConfig:
     logit_scale: float = limit(1 / 9, gt=0)  # multiplies the logits
     bn_momentum: float = limit(0.4, gt=0, le=1)  # torch's convention: weight of the new batch statistics
     bn_eps: float = limit(1e-12, gt=0)
+    whiten_bias_epochs: int | None = limit(3, ge=0)  # the whitening bias trains this long (null: always)
 
 
 @dataclass
@@ -73,6 +74,24 @@ class VAEConfig:
     latent_dim: int = limit(8, ge=1)
 
 
+@dataclass
+class TransformerConfig:
+    _target_: str = "dlfp.models.transformer.TransformerLM"
+    vocab_size: int | None = limit(None, ge=2)  # null: the tokenizer's vocabulary size
+    d_model: int = limit(256, ge=1)
+    heads: int = limit(2, ge=1)
+    head_dim: int | None = limit(None, ge=1)  # per head; null: d_model / heads
+    layers: int = limit(4, ge=1)
+    context: int = limit(128, ge=2)  # positions the model sees (tokens per training window)
+    mlp_hidden: int | None = limit(None, ge=1)  # null: 2 x d_model, the study's
+    dropout: float = limit(0.0, ge=0, lt=1)
+    tie_weights: bool = False  # the output layer shares the embedding matrix
+    sdpa: bool = False  # F.scaled_dot_product_attention instead of the written-out attention
+
+    RULES: ClassVar = (Rule(("d_model", "heads", "head_dim"), lambda d, h, p: p is not None or d % h == 0,
+                            "d_model must be a multiple of heads (or set head_dim)"),)
+
+
 SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "mlp": MLPConfig, "vae": VAEConfig,
                      "allcnn_t": AllCNNConfig, "resnet": ResNetConfig,
-                     "fastnet": FastNetConfig}}
+                     "fastnet": FastNetConfig, "transformer": TransformerConfig}}

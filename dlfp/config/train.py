@@ -41,6 +41,7 @@ class TrainLoopConfig:
     ema_decay: float | None = limit(None, ge=0, lt=1)  # EMA of the weights, evaluated and checkpointed too
     lookahead_decay: float | None = limit(None, ge=0, le=1)  # weights pulled to their average (ema.Lookahead)
     lookahead_every: int = limit(5, ge=1)  # updates between lookahead pulls
+    record_seconds: bool = False  # evaluation records carry the wall seconds since training began
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
     transforms: list[Any] = field(default_factory=list)  # per-batch transforms, every split
     augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only

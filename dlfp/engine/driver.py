@@ -80,10 +80,14 @@ def total_steps(cfg: DictConfig, steps_per_epoch: int) -> int:
     return steps
 
 
-def batch_stream(batches: BatchSource, start_step: int) -> Iterator[Any]:
-    """Batches from update ``start_step`` on, across epochs: resuming at any step sees the same data."""
+def batch_stream(batches: BatchSource, start_step: int,
+                 on_epoch_start: Callable[[int], None] | None = None) -> Iterator[Any]:
+    """Batches from update ``start_step`` on, across epochs: resuming at any step sees the same data.
+    ``on_epoch_start(epoch)`` runs before an epoch's first batch (a resumed epoch's included)."""
     epoch, index = divmod(start_step, len(batches))
     while True:
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
         yield from batches.epoch(epoch, start=index)
         epoch, index = epoch + 1, 0
 
@@ -100,13 +104,15 @@ def fit(
     measure_train: Callable[[], dict[str, float]] | None = None,
     on_update: Callable[[int], None] | None = None,
     on_epoch_end: Callable[[int, int], None] | None = None,
+    on_epoch_start: Callable[[int], None] | None = None,
     task_state: dict[str, Stateful] | None = None,
 ) -> FitResult:
     """Train until the budget is spent or the logged training loss reaches ``train.stop_loss``.
 
     ``measure_train()``, when given, supplies the train record (e.g. the loss over the whole
     training set) in place of the mean batch loss since the last record, and is logged at step 0.
-    ``on_update(step)`` runs after every update, ``on_epoch_end(epoch, step)`` after each epoch;
+    ``on_update(step)`` runs after every update, ``on_epoch_end(epoch, step)`` after each epoch,
+    ``on_epoch_start(epoch)`` before each epoch's first update (a resumed epoch's too);
     ``task_state`` objects are saved in and restored from the checkpoint.
     """
     per_epoch = len(batches)
@@ -116,10 +122,10 @@ def fit(
     session = _Session(update, evaluate, run, train_cfg, per_epoch, steps, measure_train, task_state)
     start = session.resume() if resume else session.start()
     update.set_lr(factor(start))
+    began = session.began = time.perf_counter()
     results = session.first_records() if start == 0 else {}
-    stream = batch_stream(batches, start)
+    stream = batch_stream(batches, start, on_epoch_start)
     progress = Progress(steps, start)
-    began = time.perf_counter()
     step = start
     while step < steps and not session.stopped:
         loss, terms = update(next(stream))
@@ -162,6 +168,7 @@ class _Session:
         self.stateful = {**(task_state or {}), **({"ema": self.ema} if self.ema else {}),
                          **({"lookahead": self.lookahead} if self.lookahead else {})}
         self.window, self.stopped = LossWindow(), False
+        self.record_seconds, self.began = bool(train_cfg.get("record_seconds", False)), time.perf_counter()
         self.config = _json(run.cfg)
         model_config = update.model_config()
         self.saved = {"format": CHECKPOINT_FORMAT, "config": self.config,
@@ -229,8 +236,9 @@ class _Session:
             if self.ema is not None:
                 with self.update.evaluation(self.ema.model) as model:
                     results.update({f"{split}_ema": m for split, m in self.evaluate_fn(model).items()})
+        seconds = {"seconds": round(time.perf_counter() - self.began, 3)} if self.record_seconds else {}
         for split, metrics in results.items() if record else ():
-            self.run.metrics.log(step, split, epoch=round(step / self.per_epoch, 4), **metrics)
+            self.run.metrics.log(step, split, epoch=round(step / self.per_epoch, 4), **metrics, **seconds)
             shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             log.info("step %d/%d %s %s", step, self.steps, split, shown)
         return results

@@ -49,9 +49,10 @@ def dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:
 class FastNet(nn.Module):
     def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (64, 256, 256), num_classes: int = 10,
                  whiten_kernel: int = 2, logit_scale: float = 1 / 9, bn_momentum: float = 0.4,
-                 bn_eps: float = 1e-12) -> None:
+                 bn_eps: float = 1e-12, whiten_bias_epochs: int | None = 3) -> None:
         super().__init__()
         self.num_classes, self.in_channels = num_classes, in_channels
+        self.whiten_bias_epochs = whiten_bias_epochs
         whiten_width = 2 * in_channels * whiten_kernel**2
         self.whiten = nn.Conv2d(in_channels, whiten_width, whiten_kernel, bias=True)
         self.whiten.weight.requires_grad_(False)  # set from the data by fit_to_data
@@ -67,6 +68,12 @@ class FastNet(nn.Module):
         x = self.groups(self.act(self.whiten(x)))
         x = torch.amax(x, dim=(2, 3))  # the final 3x3 max-pool: the maps are 3x3 for 32x32 inputs
         return self.head(x) * self.logit_scale
+
+    def set_epoch(self, epoch: int) -> None:
+        """The whitening bias trains for the first ``whiten_bias_epochs`` epochs only (null: always);
+        frozen, it gets no gradient, so the optimiser leaves it alone."""
+        if self.whiten_bias_epochs is not None:
+            self.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
 
     @torch.no_grad()
     def fit_to_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:

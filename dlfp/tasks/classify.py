@@ -38,7 +38,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     adversarial = str(getattr(cfg.train.adversarial, "value", cfg.train.adversarial))
     train_loader, eval_loaders = image_loaders(data, cfg, hw.device, pixels=adversarial != "none")
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
-        model.fit_to_data(first_inputs(data, cfg, hw.device))
+        model.fit_to_data(fitting_inputs(data, cfg, hw.device))
     smoothing = float(cfg.train.label_smoothing)
     tta = str(getattr(cfg.train.tta, "value", cfg.train.tta))
     input_transforms = build_transforms(cfg.train.transforms, data)
@@ -59,7 +59,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     during = splits_during_training(cfg, eval_loaders, data.name)
     result = fit(update, train_loader,
                  lambda net: {s: scores(net, eval_loaders[s])[0] for s in during},
-                 run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume)
+                 run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume,
+                 on_epoch_start=getattr(model, "set_epoch", None))
 
     with update.evaluation() as net:
         final, confusions = score_splits(lambda ld: scores(net, ld), eval_loaders)
@@ -88,10 +89,13 @@ def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: Di
             f"{split_name}/pgd20_clean_accuracy": accuracy(pixel_model, x, y, None, batch, "clean")}
 
 
-def first_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str, n: int = 5000) -> torch.Tensor:
-    """The first ``n`` training images as the model sees them at evaluation (``train.transforms``)."""
-    first = data.train.subset(torch.arange(min(n, len(data.train)))).to(device)
-    return next(Loader(first, len(first), shuffle=False,
+def fitting_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str,
+                   n: int = 5000) -> torch.Tensor:
+    """``n`` training images drawn at random (seeded by ``seed``) as the model sees them at evaluation
+    (``train.transforms``). Random, not the first n: a folder-read dataset is stored class by class."""
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(int(cfg.seed)))
+    chosen = data.train.subset(order[: min(n, len(data.train))]).to(device)
+    return next(Loader(chosen, len(chosen), shuffle=False,
                        transforms=build_transforms(cfg.train.transforms, data)).epoch(0))["x"]
 
 
