@@ -16,6 +16,7 @@ from dlfp.config import (
     adversarial,
     dataset,
     hardware,
+    lm,
     model,
     optimizer,
     regression,
@@ -29,7 +30,7 @@ from dlfp.config import (
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # absolute: console scripts too
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {}
-for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression, adversarial):
+for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression, adversarial, lm):
     for _group, _options in _module.SCHEMAS.items():
         GROUP_SCHEMAS.setdefault(_group, {}).update(_options)
 

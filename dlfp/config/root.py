@@ -13,6 +13,7 @@ from dlfp.config.checks import limit
 @dataclass
 class PathsConfig:
     data_dir: str = "${oc.env:DLFP_DATA,data}"
+    cache_dir: str = "${paths.data_dir}/.dlfp-cache"  # derived files (trained tokenizers), rebuildable
     output_dir: str = "${hydra:runtime.output_dir}"
 
 
@@ -35,4 +36,7 @@ class RootConfig:
     features: Any = None  # image features for the SVM (features=gabor)
     svm: Any = None  # the SVM classifier (experiment mnist_svm)
     compare: Any = None  # which experiments mnist_compare runs and tabulates
+    tokenizer: Any = None  # the language model's tokenizer (experiment=lm)
+    corpus: Any = None  # the language model's text
+    lm: Any = None  # the language-model task: batches, evaluation, samples
     adversarial: Any = None  # the attack analysis of a trained classifier (experiment cifar_adversarial)

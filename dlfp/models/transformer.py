@@ -31,21 +31,24 @@ def sinusoidal_encoding(positions: int, d_model: int) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, d_model: int, heads: int, dropout: float, sdpa: bool) -> None:
+    def __init__(self, d_model: int, heads: int, dropout: float, sdpa: bool,
+                 head_dim: int | None = None) -> None:
         super().__init__()
-        if d_model % heads:
+        if head_dim is None and d_model % heads:
             raise ValueError(f"d_model={d_model} must be a multiple of heads={heads}")
-        self.heads, self.head_dim, self.sdpa, self.dropout = heads, d_model // heads, sdpa, dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+        self.heads, self.sdpa, self.dropout = heads, sdpa, dropout
+        self.head_dim = head_dim or d_model // heads
+        self.qkv = nn.Linear(d_model, 3 * heads * self.head_dim)
+        self.out = nn.Linear(heads * self.head_dim, d_model)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor,
                 past: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``allowed`` (B or 1, 1, T_query, T_key): True where a query may attend to a key."""
-        b, t, d = x.shape
+        b, t, _ = x.shape
+        inner = self.heads * self.head_dim
         q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2)
-                   for z in self.qkv(x).split(d, dim=2))
+                   for z in self.qkv(x).split(inner, dim=2))
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         p = self.dropout if self.training else 0.0
@@ -55,14 +58,15 @@ class SelfAttention(nn.Module):
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
             weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
             y = F.dropout(weights, p, self.training) @ v
-        return self.out(y.transpose(1, 2).reshape(b, t, d)), (k, v)
+        return self.out(y.transpose(1, 2).reshape(b, t, inner)), (k, v)
 
 
 class Block(nn.Module):
-    def __init__(self, d_model: int, heads: int, mlp_hidden: int, dropout: float, sdpa: bool) -> None:
+    def __init__(self, d_model: int, heads: int, mlp_hidden: int, dropout: float, sdpa: bool,
+                 head_dim: int | None = None) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, heads, dropout, sdpa)
+        self.attn = SelfAttention(d_model, heads, dropout, sdpa, head_dim)
         self.mlp = nn.Sequential(nn.Linear(d_model, mlp_hidden), nn.GELU(), nn.Linear(mlp_hidden, d_model))
         self.drop = nn.Dropout(dropout)
 
@@ -77,13 +81,13 @@ class Block(nn.Module):
 class TransformerLM(nn.Module):
     def __init__(self, vocab_size: int, d_model: int = 256, heads: int = 2, layers: int = 4,
                  context: int = 128, mlp_hidden: int | None = None, dropout: float = 0.0,
-                 tie_weights: bool = False, sdpa: bool = False) -> None:
+                 tie_weights: bool = False, sdpa: bool = False, head_dim: int | None = None) -> None:
         super().__init__()
         self.vocab_size, self.context = vocab_size, context
         self.embed = nn.Embedding(vocab_size, d_model)
         self.register_buffer("pe", sinusoidal_encoding(context, d_model), persistent=False)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d_model, heads, mlp_hidden or 2 * d_model, dropout, sdpa)
+        self.blocks = nn.ModuleList(Block(d_model, heads, mlp_hidden or 2 * d_model, dropout, sdpa, head_dim)
                                     for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)

@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "scratch_nn": "dlfp.tasks.scratch_nn:run",
     "vae": "dlfp.tasks.vae:run",
     "adversarial": "dlfp.tasks.adversarial:run",
+    "lm": "dlfp.tasks.lm:run",
 }
 
 

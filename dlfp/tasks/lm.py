@@ -1,0 +1,206 @@
+"""A decoder-only Transformer language model, trained and measured in bits per character.
+
+Recipe: read the corpus (the last ``corpus.val_fraction`` of each file validates), train the
+tokenizer on the training text only (cached by corpus digest and settings; saved as the run's
+``tokenizer.json`` and inside the checkpoint), cut the token stream into packed windows or the
+study's padded paragraphs, train next-token cross-entropy with the shared driver, then score the
+whole validation text: loss per token, perplexity and bits per character (the total negative
+log-likelihood over the validation text's characters and ln 2: the unit that compares
+tokenizers). Finally sample the configured prompts into ``samples.txt`` and plot the curves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from tokenizers import Tokenizer
+
+from dlfp.data.corpus import Corpus, check_long_enough, load_corpus
+from dlfp.data.loader import Loader
+from dlfp.data.markov_text import markov_corpus
+from dlfp.data.token_windows import packed_windows, padded_sequences, paragraphs, scoring_windows
+from dlfp.data.tokenizer import (
+    check_vocab_size,
+    decode,
+    encode,
+    load_or_train,
+    normalized_text,
+    save_tokenizer,
+)
+from dlfp.engine.driver import fit
+from dlfp.engine.optim import build_optimizer
+from dlfp.engine.run import Run
+from dlfp.engine.updates import TorchUpdate
+from dlfp.errors import DlfpError
+from dlfp.models import build_model
+from dlfp.models.transformer import TransformerLM
+from dlfp.viz.curves import plot_curves
+
+log = logging.getLogger(__name__)
+PAD, SEP = "[PAD]", "[SEP]"
+IGNORE = -100  # cross_entropy's ignore_index: padded targets
+
+
+@dataclass
+class ValText:
+    """The validation text as the model scores it: rows covering every token once, and the
+    number of characters the bits-per-character divide by."""
+
+    rows: torch.Tensor
+    tokens: int
+    chars: int
+
+
+def run(cfg: DictConfig, run: Run) -> dict[str, float]:
+    hw = run.hw
+    corpus, entropy_rate = read_corpus(cfg.corpus, cfg.paths.data_dir)
+    kind = str(getattr(cfg.tokenizer.kind, "value", cfg.tokenizer.kind))
+    check_vocab_size(kind, int(cfg.tokenizer.vocab_size))
+    tokenizer = load_or_train(kind, corpus.train, int(cfg.tokenizer.vocab_size),
+                              cache_dir=Path(cfg.paths.cache_dir) / "tokenizers",
+                              corpus_sha256=corpus.sha256)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(tokenizer, run.dir / "tokenizer.json")
+    pad_id, context = tokenizer.token_to_id(PAD), int(cfg.model.context)
+    train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
+    check_long_enough(corpus, context + 1, len(train_ids), len(val_ids))
+    log.info("corpus: %s training and %s validation characters -> %s and %s %s tokens (vocabulary %d)",
+             f"{len(corpus.train):,}", f"{len(corpus.val):,}", f"{len(train_ids):,}", f"{len(val_ids):,}",
+             kind, tokenizer.get_vocab_size())
+
+    vocab_size = cfg.model.vocab_size or tokenizer.get_vocab_size()
+    model: TransformerLM = build_model(cfg.model, vocab_size=vocab_size)
+    if model.vocab_size < tokenizer.get_vocab_size():
+        raise DlfpError(f"model.vocab_size={model.vocab_size} is smaller than the tokenizer's "
+                        f"{tokenizer.get_vocab_size()} tokens; set model.vocab_size=null")
+    model.to(hw.device)
+    lcfg = cfg.lm
+    batches = str(getattr(lcfg.batches, "value", lcfg.batches))
+    if batches == "packed":
+        split = packed_windows(train_ids, context)
+    else:
+        split = padded_sequences([e.ids for e in tokenizer.encode_batch(paragraphs(corpus.train))],
+                                 context, pad_id)
+    loader = Loader(split.to(hw.device), int(cfg.train.batch_size), shuffle=True, seed=cfg.seed)
+    val = validation_text(tokenizer, corpus, val_ids, context, hw.device)
+    during = val if lcfg.eval_tokens is None else truncated(val, int(lcfg.eval_tokens), context)
+
+    def step_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return next_token_loss(net, batch["x"], batch.get("length"), pad_id)
+
+    def evaluate_val(net: torch.nn.Module) -> dict[str, dict[str, float]]:
+        return {"val": score(net, during, int(cfg.train.eval_batch_size), pad_id)}
+
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
+                 resume=cfg.resume, task_state={"tokenizer": TokenizerState(tokenizer)})
+
+    model.eval()
+    with torch.no_grad():
+        final = score(model, val, int(cfg.train.eval_batch_size), pad_id)
+    summary = {"steps": float(result.steps), "train_tokens": float(len(train_ids)),
+               **{f"val/{k}": v for k, v in final.items()}}
+    if entropy_rate is not None:  # the floor of any model's bits per character on this text
+        summary["corpus/entropy_bpc"] = entropy_rate
+    run.timings["tokens_per_second"] = round(result.steps * loader.batch_size * context
+                                             / max(result.train_seconds, 1e-9), 1)
+    write_samples(model, tokenizer, lcfg.sample, run.dir / "samples.txt")
+    records = run.metrics.records()
+    plot_curves({"train": [r for r in records if r["split"] == "train"],
+                 "validation": [r for r in records if r["split"] == "val"]},
+                "loss", run.plots_dir / "loss.png", title="cross-entropy per token", ylabel="nats per token")
+    return summary
+
+
+def read_corpus(cfg: DictConfig, data_dir: str) -> tuple[Corpus, float | None]:
+    """The configured text, and its entropy rate in bits per character when it is generated."""
+    if cfg.generated_chars is not None:
+        return markov_corpus(int(cfg.generated_chars), int(cfg.generated_seed), float(cfg.val_fraction))
+    return load_corpus(list(cfg.files), data_dir=data_dir, val_fraction=float(cfg.val_fraction),
+                       gutenberg=[int(i) for i in cfg.gutenberg], download=bool(cfg.download)), None
+
+
+def next_token_loss(net: torch.nn.Module, x: torch.Tensor, length: torch.Tensor | None,
+                    pad_id: int) -> torch.Tensor:
+    """Mean cross-entropy of each row's next tokens; padded rows are trimmed to the batch's longest,
+    their padding masked from attention and ignored by the loss."""
+    padding = None
+    if length is not None:
+        x = x[:, : int(length.max())]
+        padding = torch.arange(x.shape[1] - 1, device=x.device)[None, :] >= (length[:, None] - 1)
+    inputs, targets = x[:, :-1], x[:, 1:]
+    if padding is not None:
+        targets = targets.masked_fill(padding, IGNORE)
+    logits, _ = net(inputs, padding=padding)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+
+
+def validation_text(tokenizer: Tokenizer, corpus: Corpus, val_ids: np.ndarray, context: int,
+                    device: torch.device) -> ValText:
+    """Every validation token scored once, the first from [SEP] alone. Characters are counted in
+    the text the tokenizer sees: for bpe_study the lowercased, accent-stripped text."""
+    rows, tokens = scoring_windows(val_ids, context, tokenizer.token_to_id(SEP), tokenizer.token_to_id(PAD))
+    return ValText(rows.to(device), tokens, len(normalized_text(tokenizer, corpus.val)))
+
+
+def truncated(val: ValText, tokens: int, context: int) -> ValText:
+    """The first ``tokens`` validation tokens (whole rows), with the characters they cover
+    estimated at the whole text's characters per token: a quick estimate during training."""
+    rows = min(len(val.rows), max(1, tokens // context))
+    kept = min(val.tokens, rows * context)
+    return ValText(val.rows[:rows], kept, round(val.chars * kept / val.tokens))
+
+
+def score(net: torch.nn.Module, val: ValText, batch_rows: int, pad_id: int) -> dict[str, float]:
+    """Loss per token (nats), perplexity and bits per character over ``val``."""
+    total = 0.0
+    for rows in val.rows.split(max(1, batch_rows)):
+        inputs, targets = rows[:, :-1], rows[:, 1:]
+        logits, _ = net(inputs)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none",
+                                 ignore_index=pad_id).sum().item()
+    loss = total / val.tokens
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
+            "bpc": total / (val.chars * math.log(2)), "tokens": float(val.tokens), "chars": float(val.chars)}
+
+
+def write_samples(model: TransformerLM, tokenizer: Tokenizer, sample_cfg: DictConfig, path: Path) -> None:
+    """Each prompt, then the model's continuation, decoded faithfully (subwords rejoined)."""
+    texts = [f"--- {prompt}\n{generate_text(model, tokenizer, prompt, sample_cfg)}\n"
+             for prompt in sample_cfg.prompts]
+    path.write_text("\n".join(texts))
+
+
+def generate_text(model: TransformerLM, tokenizer: Tokenizer, prompt: str, sample_cfg: Any) -> str:
+    """The prompt and ``new_tokens`` sampled tokens as text (the same text for the same seed)."""
+    device = next(model.parameters()).device
+    ids = tokenizer.encode(prompt).ids or [tokenizer.token_to_id(SEP)]
+    generator = torch.Generator(device).manual_seed(int(sample_cfg.seed))
+    tokens = model.generate(torch.tensor([ids], device=device), int(sample_cfg.new_tokens),
+                            temperature=float(sample_cfg.temperature), top_k=sample_cfg.top_k,
+                            top_p=sample_cfg.top_p, generator=generator,
+                            use_cache=bool(getattr(sample_cfg, "use_cache", True)))
+    return decode(tokenizer, tokens[0].tolist())
+
+
+class TokenizerState:
+    """The tokenizer inside the checkpoint, so that a checkpoint alone can generate text."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.json = tokenizer.to_str()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"json": self.json}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if str(state["json"]) != self.json:
+            raise DlfpError("the checkpoint's tokenizer differs from the one this run trained; resume "
+                            "with the same corpus and tokenizer settings")
