@@ -8,9 +8,10 @@ Each config is one run of the experiment in a subprocess (the lr schedule spans 
 after the other, with ``train.record_seconds=true``: every evaluation record carries the wall
 seconds since training began (evaluations included), so the table is the curve of bits per
 character (on the first ``lm.eval_tokens`` validation tokens) against time. The last line of a run
-is its score on the whole validation text. Then the trained model generates 256 tokens with and
-without the KV cache (batch 1, same seed: the same tokens) and the ratio of the two times is
-printed. The load average before and after each run says whether anything else was running.
+is its score on the whole validation text. Then the trained model generates ``--generate-tokens``
+tokens after a prompt with and without the KV cache (batch 1, same seed: the same tokens) and the
+ratio of the two times is printed. The load average before and after each run says whether
+anything else was running.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_lm"), help="run folders and caches")
     parser.add_argument("--config", nargs=2, action="append", metavar=("NAME", "OVERRIDES"),
                         help="a named run with space-separated overrides; default: lm_bench as shipped")
-    parser.add_argument("--generate-tokens", type=int, default=256)
+    parser.add_argument("--generate-tokens", type=int, default=48,
+                        help="tokens to generate; keep prompt + these within the model's context (the cache "
+                        "is dropped once the window slides: positions shift)")
     args = parser.parse_args()
     if not os.environ.get("DLFP_DATA"):
         sys.exit("set DLFP_DATA to the folder that holds text/shakespeare.txt (e.g. ../shared/data)")
@@ -60,8 +63,9 @@ def main() -> None:
         m = summary["metrics"]
         print(f"whole validation text: {m['val/bpc']:.4f} bpc ({m['val/loss']:.4f} nats per token, "
               f"{m['val/tokens']:.0f} tokens, {m['val/chars']:.0f} characters); training "
-              f"{summary['timings']['train_seconds']:.1f} s, {summary['timings']['tokens_per_second']:.0f} "
-              f"tokens/s; process {process:.0f} s; load {load_before:.2f} -> {os.getloadavg()[0]:.2f}",
+              f"{summary['timings']['train_seconds']:.1f} s, "
+              f"{summary['timings'].get('tokens_per_second', float('nan')):.0f} tokens/s; "
+              f"process {process:.0f} s; load {load_before:.2f} -> {os.getloadavg()[0]:.2f}",
               flush=True)
         cached, uncached = (generation_seconds(run_dir, args.generate_tokens, cache, args.threads, env)
                             for cache in (True, False))

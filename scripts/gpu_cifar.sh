@@ -13,19 +13,11 @@
 #   6. the study's ResNet-18 recipe (100 epochs) in the time left, then the attack analysis of
 #      its last checkpoint (a resumable run: resume=true continues it)
 set -uo pipefail
-OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 BUDGET=${BUDGET:-560}  # seconds for everything; the recipe run gets what the others leave
 began=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - began) )); }
-exec > >(tee -a "$OUT/gpu_cifar.log") 2>&1
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-fi
-export DLFP_DATA=${DLFP_DATA:-$PWD/.gpu-data}
+source scripts/gpu_setup.sh gpu_cifar
 train() { python3 -m dlfp.train hardware=cuda dataset.download=false "$@" 2>&1 | grep -v "^\[.*INFO\] - step "; }
-date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 
 echo "== 1. CUDA-marked tests"
 timeout 120 python3 -m pytest -q -m cuda tests -p no:cacheprovider 2>&1 | tail -5

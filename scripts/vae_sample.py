@@ -21,7 +21,7 @@ from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
 from dlfp.models.vae import VAE
-from dlfp.viz.vae import plot_image_grid
+from dlfp.viz.mosaic import plot_image_grid
 
 
 def load_vae(path: Path) -> VAE:

@@ -107,18 +107,23 @@ def test_checkpoint_holds_the_config_and_rebuilds_the_model(tmp_path: Path) -> N
 # ---- EMA ----
 
 
-def test_ema_of_the_weights_matches_a_hand_computation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_of_the_weights_matches_a_hand_computation(tmp_path: Path, warmup: bool) -> None:
     decay = 0.8
     update = _linear_update(_train_cfg())
     seen = [_params(update.model)]
     run = _run(tmp_path)
     fit(update, _Batches(), lambda net: {"val": {"w0": float(net.weight[0, 0])}}, run=run,
-        train_cfg=_train_cfg(steps=6, ema_decay=decay, eval_every=3, log_every=1, checkpoint_every=6),
+        train_cfg=_train_cfg(steps=6, ema_decay=decay, ema_warmup=warmup, eval_every=3, log_every=1,
+                             checkpoint_every=6),
         on_update=lambda step: seen.append(_params(update.model)))
     ema = seen[0]
-    for weights in seen[1:]:
-        ema = [decay * e + (1 - decay) * w for e, w in zip(ema, weights)]
+    for n, weights in enumerate(seen[1:], 1):
+        d = min(decay, n / (9 + n)) if warmup else decay  # after update n: (1 + m) / (10 + m), m = n - 1
+        ema = [d * e + (1 - d) * w for e, w in zip(ema, weights)]
     saved = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["task"]["ema"]
+    assert saved["updates"] == 6
+    saved = saved["model"]
     assert torch.allclose(saved["weight"], ema[0], rtol=1e-14, atol=0)
     assert torch.allclose(saved["bias"], ema[1], rtol=1e-14, atol=0)
     assert not torch.allclose(saved["weight"], seen[-1][0])  # the raw weights moved on
@@ -138,7 +143,7 @@ def test_ema_resumes_exactly(tmp_path: Path) -> None:
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     for key in ("weight", "bias"):
-        assert torch.equal(a["task"]["ema"][key], b["task"]["ema"][key])
+        assert torch.equal(a["task"]["ema"]["model"][key], b["task"]["ema"]["model"][key])
         assert torch.equal(a["update"]["model"][key], b["update"]["model"][key])
 
 

@@ -144,7 +144,8 @@ def test_the_studys_tokenizer_through_the_cli_with_samples_and_generation(tmp_pa
 def test_the_benchmark_recipe_runs_on_generated_text(tmp_path: Path) -> None:
     summary = run_inprocess(["experiment=lm_bench", "corpus=generated", "corpus.files=[]",
                              "corpus.generated_chars=20000", "train.steps=10", "train.eval_every=5",
-                             "schedule.warmup_steps=2", "lm.sample.new_tokens=5", f"paths.data_dir={tmp_path}"],
+                             "schedule.warmup_steps=2", "lm.sample.new_tokens=5",
+                             f"paths.data_dir={tmp_path}"],
                             tmp_path / "run")
     assert summary["metrics"]["steps"] == 10 and summary["threads"] == 1
 

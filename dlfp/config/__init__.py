@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from dlfp.config import (
     adversarial,
     dataset,
+    ddpm,
     hardware,
     lm,
     model,
@@ -30,7 +31,8 @@ from dlfp.config import (
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # absolute: console scripts too
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {}
-for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression, adversarial, lm):
+for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression, adversarial, lm,
+                ddpm):
     for _group, _options in _module.SCHEMAS.items():
         GROUP_SCHEMAS.setdefault(_group, {}).update(_options)
 

@@ -23,6 +23,21 @@ class PatchMLPConfig:
 
 
 @dataclass
+class SmallCNNConfig:
+    _target_: str = "dlfp.models.small_cnn.SmallCNN"
+    in_channels: int = limit(1, ge=1)
+    num_classes: int = limit(10, ge=2)
+    widths: list[int] = limit(factory=lambda: [32, 64], ge=1)  # per stage: two 3x3 convs, then a 2x2 max-pool
+    hidden: int = limit(128, ge=1)  # the penultimate layer: the features (SmallCNN.features)
+    dropout: float = limit(0.25, ge=0, lt=1)  # before the output layer
+    image_size: int = limit(28, ge=1)
+
+    RULES: ClassVar = (Rule(("image_size", "widths"), lambda size, widths: size % 2 ** len(widths) == 0,
+                            "each width halves the image (max-pool 2): image_size must be a multiple "
+                            "of 2^len(widths)"),)
+
+
+@dataclass
 class AllCNNConfig:
     _target_: str = "dlfp.models.allcnn.AllCNN"
     in_channels: int = limit(3, ge=1)
@@ -92,6 +107,6 @@ class TransformerConfig:
                             "d_model must be a multiple of heads (or set head_dim)"),)
 
 
-SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "mlp": MLPConfig, "vae": VAEConfig,
-                     "allcnn_t": AllCNNConfig, "resnet": ResNetConfig,
+SCHEMAS = {"model": {"patch_mlp": PatchMLPConfig, "small_cnn": SmallCNNConfig, "mlp": MLPConfig,
+                     "vae": VAEConfig, "allcnn_t": AllCNNConfig, "resnet": ResNetConfig,
                      "fastnet": FastNetConfig, "transformer": TransformerConfig}}

@@ -39,4 +39,5 @@ class RootConfig:
     tokenizer: Any = None  # the language model's tokenizer (experiment=lm)
     corpus: Any = None  # the language model's text
     lm: Any = None  # the language-model task: batches, evaluation, samples
+    ddpm: Any = None  # the diffusion model: noise schedule, samplers, quality evaluation (experiment=ddpm)
     adversarial: Any = None  # the attack analysis of a trained classifier (experiment cifar_adversarial)

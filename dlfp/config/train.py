@@ -39,6 +39,7 @@ class TrainLoopConfig:
     grad_clip: float | None = limit(None, gt=0)  # max global gradient norm; null disables clipping
     accumulate: int = limit(1, ge=1)  # micro-batches per batch, gradients summed: same update, less memory
     ema_decay: float | None = limit(None, ge=0, lt=1)  # EMA of the weights, evaluated and checkpointed too
+    ema_warmup: bool = False  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates (engine/ema.py)
     lookahead_decay: float | None = limit(None, ge=0, le=1)  # weights pulled to their average (ema.Lookahead)
     lookahead_every: int = limit(5, ge=1)  # updates between lookahead pulls
     record_seconds: bool = False  # evaluation records carry the wall seconds since training began

@@ -65,6 +65,7 @@ class FitResult:
     steps: int  # updates run in all (fewer than the budget when train.stop_loss stopped it)
     evaluation: Results  # the last evaluation, at the final step
     train_seconds: float  # wall time of the updates in this process (excludes a resumed part)
+    ema_model: Any = None  # the averaged weights' model, with train.ema_decay
 
 
 def total_steps(cfg: DictConfig, steps_per_epoch: int) -> int:
@@ -150,7 +151,8 @@ def fit(
     if not results:  # resumed a run that had already finished: its records are all there
         results = session.evaluate(step, record=False)
     run.timings["train_seconds"] = round(seconds, 3)
-    return FitResult(steps=step, evaluation=results, train_seconds=seconds)
+    return FitResult(steps=step, evaluation=results, train_seconds=seconds,
+                     ema_model=session.ema.model if session.ema is not None else None)
 
 
 class _Session:
@@ -163,7 +165,7 @@ class _Session:
         self.update, self.evaluate_fn, self.run, self.measure_train = update, evaluate, run, measure_train
         self.per_epoch, self.steps, self.stop_loss = per_epoch, steps, train_cfg.get("stop_loss")
         self.ckpt_path = run.checkpoint_dir / f"last{update.checkpoint_suffix}"
-        self.ema = _ema(update, train_cfg.get("ema_decay"))
+        self.ema = _ema(update, train_cfg.get("ema_decay"), bool(train_cfg.get("ema_warmup", False)))
         self.lookahead = _lookahead(update, train_cfg, steps)
         self.stateful = {**(task_state or {}), **({"ema": self.ema} if self.ema else {}),
                          **({"lookahead": self.lookahead} if self.lookahead else {})}
@@ -265,12 +267,12 @@ def _cadence(train_cfg: DictConfig, per_epoch: int) -> dict[str, int]:
     return every
 
 
-def _ema(update: Update, decay: float | None) -> EMA | None:
+def _ema(update: Update, decay: float | None, warmup: bool) -> EMA | None:
     if decay is None:
         return None
     if not isinstance(update.model, torch.nn.Module):
         raise DlfpError("train.ema_decay needs a torch model; this experiment's update has none")
-    return EMA(update.model, decay)
+    return EMA(update.model, decay, warmup)
 
 
 def _lookahead(update: Update, train_cfg: DictConfig, steps: int) -> Lookahead | None:

@@ -1,8 +1,10 @@
 """An exponential moving average of a model's weights, evaluated and checkpointed beside them.
 
-After every update: ema = decay * ema + (1 - decay) * weights, for each parameter; buffers (e.g.
+After every update: ema = d * ema + (1 - d) * weights, for each parameter; buffers (e.g.
 BatchNorm statistics) are copied. Averaged weights often evaluate and sample better than the last
-ones (the DDPM uses them); they never feed back into training.
+ones (the DDPM uses them); they never feed back into training. With ``warmup``, d is
+min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's num_updates rule), so a short run's
+average is not dominated by the initial weights: 0.999 ** 2000 still gives them 14% weight.
 """
 
 from __future__ import annotations
@@ -17,27 +19,30 @@ from dlfp.errors import DlfpError
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = False) -> None:
         if not 0.0 <= decay < 1.0:
             raise DlfpError(f"train.ema_decay={decay} must lie in [0, 1)")
-        self.decay = float(decay)
+        self.decay, self.warmup, self.updates = float(decay), warmup, 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self._pairs = list(zip(self.model.parameters(), model.parameters()))
         self._buffers = list(zip(self.model.buffers(), model.buffers()))
 
     @torch.no_grad()
     def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, self.updates / (9 + self.updates)) if self.warmup else self.decay
         averaged = [a for a, _ in self._pairs]
-        torch._foreach_mul_(averaged, self.decay)
-        torch._foreach_add_(averaged, [p for _, p in self._pairs], alpha=1.0 - self.decay)
+        torch._foreach_mul_(averaged, decay)
+        torch._foreach_add_(averaged, [p for _, p in self._pairs], alpha=1.0 - decay)
         for mine, theirs in self._buffers:
             mine.copy_(theirs)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.model.state_dict()
+        return {"model": self.model.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(state["model"])
+        self.updates = int(state["updates"])
 
 
 class Lookahead:

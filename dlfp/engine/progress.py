@@ -30,5 +30,10 @@ class Progress:
             log.info("%s %d/%d %s", self.desc, done, self.total, shown)
             self.printed_at = done
 
+    def tick(self, **values: float) -> None:
+        """One unit of work done: ``advance`` and ``show``."""
+        self.advance()
+        self.show(int(self.bar.n), **values)
+
     def close(self) -> None:
         self.bar.close()

@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "vae": "dlfp.tasks.vae:run",
     "adversarial": "dlfp.tasks.adversarial:run",
     "lm": "dlfp.tasks.lm:run",
+    "ddpm": "dlfp.tasks.ddpm:run",
 }
 
 

@@ -1,7 +1,8 @@
 """Attacks on a trained classifier (experiment=cifar_adversarial), as the study analyses its CIFAR models.
 
-Recipe: rebuild the classifier from its checkpoint alone and put its input transforms inside it
-(attacks work on pixels in [0, 1]); reload the split it was evaluated on; then
+Recipe: rebuild the classifier from its checkpoint alone with its input transforms inside it
+(attacks work on pixels in [0, 1]; engine/trained_classifier.py); reload the split it was
+evaluated on; then
 1. input gradients of correctly and wrongly classified images (two figures);
 2. iterative FGSM (5 steps of eps/5): the loss after each step and the perturbation's progression;
 3. accuracy clean and under FGSM on the whole split, under PGD (random start) on a seeded subset,
@@ -11,21 +12,16 @@ Everything runs in float32 with BatchNorm in eval mode.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dlfp.data import ImageData
-from dlfp.data.transforms import build_transforms, unit_pixels
-from dlfp.engine.attacks import PixelModel, accuracy, fgsm, pgd, pgd_attack
-from dlfp.engine.checkpoint import load_trained
+from dlfp.data.transforms import unit_pixels
+from dlfp.engine.attacks import accuracy, fgsm, pgd, pgd_attack
 from dlfp.engine.run import Run
+from dlfp.engine.trained_classifier import load_classifier
 from dlfp.errors import DlfpError
-from dlfp.models import rebuild_model
 from dlfp.viz.adversarial import (
     plot_accuracy_vs_eps,
     plot_input_gradients,
@@ -39,11 +35,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if not acfg.checkpoint:
         raise DlfpError("set adversarial.checkpoint to a classifier's run directory or its "
                         "checkpoints/last.pt")
-    checkpoint = load_trained(Path(str(acfg.checkpoint)).expanduser(), "classify")
-    trained = json.loads(checkpoint["config"])
-    data = trained_data(trained, cfg)
-    net = rebuild_model(checkpoint).float().to(run.hw.device).eval()
-    model = PixelModel(net, build_transforms(trained["train"]["transforms"], data)).eval()
+    model, data = load_classifier(str(acfg.checkpoint), cfg.paths.data_dir, run.hw.device)
     x, y = split_pixels(data, str(acfg.split), run.hw.device)
     eps, n = float(acfg.eps) / 255, int(acfg.batch_size)
     generator = torch.Generator(run.hw.device).manual_seed(int(acfg.seed))
@@ -77,18 +69,6 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     plot_accuracy_vs_eps([float(e) for e in acfg.eps_curve], curve, run.plots_dir / "accuracy_vs_eps.png",
                          clean=metrics["subset/clean_accuracy"], n_images=len(ys))
     return metrics
-
-
-def trained_data(trained: dict, cfg: DictConfig) -> ImageData:
-    """The dataset the classifier was trained on (its config from the checkpoint), read from this
-    run's data folder, so its split and normalisation statistics are the training run's."""
-    dataset = dict(trained["dataset"])
-    if "root" in dataset:
-        dataset["root"] = str(cfg.paths.data_dir)
-    data = instantiate(dataset)
-    if not isinstance(data, ImageData):
-        raise DlfpError(f"the checkpoint's dataset {dataset.get('_target_')} is not an image dataset")
-    return data
 
 
 def split_pixels(data: ImageData, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -110,8 +110,9 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                **{f"val/{k}": v for k, v in final.items()}}
     if entropy_rate is not None:  # the floor of any model's bits per character on this text
         summary["corpus/entropy_bpc"] = entropy_rate
-    run.timings["tokens_per_second"] = round(result.steps * loader.batch_size * context
-                                             / max(result.train_seconds, 1e-9), 1)
+    if batches == "packed":  # every row is context tokens (padded rows vary)
+        run.timings["tokens_per_second"] = round(result.steps * loader.batch_size * context
+                                                 / max(result.train_seconds, 1e-9), 1)
     write_samples(model, tokenizer, lcfg.sample, run.dir / "samples.txt")
     records = run.metrics.records()
     plot_curves({"train": [r for r in records if r["split"] == "train"],

@@ -22,9 +22,9 @@ from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.models import build_model
 from dlfp.models.vae import VAE, elbo_terms, gaussian_kl, iwae_bound, negative_elbo
+from dlfp.viz.mosaic import plot_image_grid
 from dlfp.viz.vae import (
     plot_elbo_terms,
-    plot_image_grid,
     plot_latent_traversal,
     plot_reconstructions,
     plot_train_vs_val_ll,

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from dlfp.viz import save_figure
+from dlfp.viz.mosaic import show_mosaic
 
 NATS = "nats per image"
 
@@ -81,50 +82,14 @@ def plot_train_vs_val_ll(
     return save_figure(fig, path)
 
 
-def _mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:
-    """Tiles (rows, cols, side, side) into one image with ``pad`` grey pixels between tiles.
-
-    One imshow per figure instead of one axes per image keeps the figures fast to draw.
-    """
-    rows, cols, side = images.shape[0], images.shape[1], images.shape[-1]
-    step = side + pad
-    canvas = np.full((rows * step + pad, cols * step + pad), 0.5)
-    for r in range(rows):
-        for c in range(cols):
-            top, left = pad + r * step, pad + c * step
-            canvas[top : top + side, left : left + side] = images[r, c]
-    return canvas
-
-
-def _show_mosaic(ax: plt.Axes, images: np.ndarray) -> float:
-    """Draw the mosaic; returns the tile pitch in pixels (for tick positions)."""
-    ax.imshow(_mosaic(images), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return images.shape[-1] + 1.0
-
-
 def plot_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path) -> Path:
     """One row per image (N, side, side): the original on the left, its reconstruction on the right."""
     pairs = np.stack([originals, reconstructions], axis=1)
     fig, ax = plt.subplots(figsize=(3.0, 0.6 * len(pairs) + 0.8))
-    pitch = _show_mosaic(ax, pairs)
+    pitch = show_mosaic(ax, pairs)
     ax.set_xticks([0.5 + pitch / 2, 0.5 + 1.5 * pitch], ["original", "reconstructed"], fontsize=7)
     ax.xaxis.tick_top()
     ax.set_xlabel("reconstruction = Bernoulli means\ndecoded from the posterior mean", fontsize=7)
-    return save_figure(fig, path)
-
-
-def plot_image_grid(images: np.ndarray, path: Path, *, title: str) -> Path:
-    """Images (N, side, side) with values in 0..1 in a near-square grid."""
-    n, side = len(images), images.shape[-1]
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    tiles = np.zeros((rows * cols, side, side))
-    tiles[:n] = images
-    fig, ax = plt.subplots(figsize=(0.6 * cols + 0.6, 0.6 * rows + 0.8))
-    _show_mosaic(ax, tiles.reshape(rows, cols, side, side))
-    ax.set_title(title, fontsize=8)
     return save_figure(fig, path)
 
 
@@ -134,7 +99,7 @@ def plot_latent_traversal(
     """grid (rows, cols, side, side): row r sets z[dims[0]] += values[r], column c z[dims[1]] += values[c]."""
     rows, cols = grid.shape[:2]
     fig, ax = plt.subplots(figsize=(0.6 * cols + 1.4, 0.6 * rows + 1.4))
-    pitch = _show_mosaic(ax, grid)
+    pitch = show_mosaic(ax, grid)
     centres = [0.5 + pitch * (i + 0.5) for i in range(max(rows, cols))]
     ax.set_yticks(centres[:rows], [f"{v:+.1f}" for v in values[:rows]], fontsize=7)
     ax.set_xticks(centres[:cols], [f"{v:+.1f}" for v in values[:cols]], fontsize=7)

@@ -1,0 +1,44 @@
+"""A trained classifier rebuilt from its checkpoint alone, to analyse (attacks) or to score images
+(the DDPM's sample quality): its input transforms go inside the model, so it takes pixels in
+[0, 1], and the dataset it was trained on is read again from this run's data folder, so that the
+transforms' statistics are the training run's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from dlfp.data import ImageData
+from dlfp.data.transforms import build_transforms
+from dlfp.engine.attacks import PixelModel
+from dlfp.engine.checkpoint import load_trained
+from dlfp.errors import DlfpError
+from dlfp.models import rebuild_model
+
+
+def load_classifier(path: Path | str, data_dir: str, device: torch.device | str,
+                    need_data: bool = True) -> tuple[PixelModel, ImageData | None]:
+    """The classifier of a ``classify`` run (its directory or checkpoint) on pixels in [0, 1], in
+    float32 eval mode on ``device``, and its dataset. With ``need_data=False`` the dataset is read
+    only when the input transforms need its statistics (``standardize``), and may come back None."""
+    checkpoint = load_trained(Path(str(path)).expanduser(), "classify")
+    trained = json.loads(checkpoint["config"])
+    entries = trained["train"]["transforms"]
+    needs_statistics = any((e if isinstance(e, str) else e.get("name")) == "standardize" for e in entries)
+    data = trained_data(trained, data_dir) if need_data or needs_statistics else None
+    net = rebuild_model(checkpoint).float().to(device).eval()
+    return PixelModel(net, build_transforms(entries, data)).eval(), data
+
+
+def trained_data(trained: dict, data_dir: str) -> ImageData:
+    """The dataset of a training run's config, read from ``data_dir``."""
+    dataset = dict(trained["dataset"])
+    if "root" in dataset:
+        dataset["root"] = str(data_dir)
+    data = instantiate(dataset)
+    if not isinstance(data, ImageData):
+        raise DlfpError(f"the checkpoint's dataset {dataset.get('_target_')} is not an image dataset")
+    return data

@@ -1,0 +1,214 @@
+"""Denoising diffusion (Ho et al. 2020) on MNIST, with its sample quality measured.
+
+Recipe: images to [-1, 1] (``train.transforms: [rescale]``); a time-conditioned UNet learns to
+predict the noise of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps at t uniform on {0..T-1} (MSE),
+trained by the shared driver with an EMA of the weights; every evaluation logs the loss in
+``ddpm.loss_buckets`` ranges of t on fixed validation images and noise (it differs by orders of
+magnitude across t). Then, with the EMA weights: the forward-noising figure, a grid of samples and
+the denoising trajectory (DDIM), and, when ``ddpm.quality.classifier`` names a trained
+``experiment=mnist_cnn`` run, the quality table (``engine/sample_quality.py``) for ancestral DDPM
+with T steps and DDIM with each S, beside sanity rows: real training images, and the VAE's samples
+when ``ddpm.quality.vae`` names a VAE run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from dlfp.data import ImageData, Split
+from dlfp.data.loader import Loader
+from dlfp.data.transforms import build_transforms
+from dlfp.engine.diffusion import NoiseSchedule, diffusion_loss, noise_schedule, q_sample, sample
+from dlfp.engine.driver import fit
+from dlfp.engine.optim import build_optimizer
+from dlfp.engine.progress import Progress
+from dlfp.engine.run import Run
+from dlfp.engine.sample_quality import Scored, class_counts, quality, score_images
+from dlfp.engine.trained_classifier import load_classifier
+from dlfp.engine.updates import TorchUpdate
+from dlfp.models import build_model
+from dlfp.viz.diffusion import plot_denoising, plot_loss_per_timestep, plot_noising
+from dlfp.viz.mosaic import plot_image_grid
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, run: Run) -> dict[str, float]:
+    hw, dcfg = run.hw, cfg.ddpm
+    data: ImageData = instantiate(cfg.dataset)
+    transforms = build_transforms(cfg.train.transforms, data)
+    loader = Loader(Split(x=data.train.x).to(hw.device), int(cfg.train.batch_size), shuffle=True,
+                    seed=cfg.seed, transforms=transforms)
+    reference_split = data.test if data.test is not None else data.val
+    held_out = images_in_range(reference_split, transforms, hw.device)
+    schedule = noise_schedule(str(getattr(dcfg.noise, "value", dcfg.noise)), int(dcfg.timesteps))
+    model = build_model(cfg.model).to(hw.device)
+    if hw.channels_last:
+        model.to(memory_format=torch.channels_last)
+    loss_images = held_out[: int(dcfg.loss_images)]
+
+    def step_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return diffusion_loss(net, schedule, batch["x"])[0]
+
+    def evaluate(net: nn.Module) -> dict[str, dict[str, float]]:
+        return {"val": loss_by_timestep(net, schedule, loss_images, int(dcfg.loss_buckets),
+                                        int(dcfg.sample_seed))}
+
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    result = fit(update, loader, evaluate, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
+                 resume=cfg.resume)
+    sampler_model = (result.ema_model if result.ema_model is not None else model).eval()
+
+    summary: dict[str, float] = {"steps": float(result.steps), "train_images": float(len(data.train))}
+    final = result.evaluation.get("val_ema", result.evaluation["val"])  # the weights that sample
+    summary.update({f"val/{k}": v for k, v in final.items()})
+    figures(run, cfg, schedule, sampler_model, held_out)
+    if dcfg.quality.classifier:
+        summary.update(quality_table(run, cfg, schedule, sampler_model, data))
+    else:
+        log.info("no sample quality: set ddpm.quality.classifier to a run of experiment=mnist_cnn")
+    return summary
+
+
+def images_in_range(split: Split, transforms: list, device: torch.device) -> torch.Tensor:
+    """A split's images as the model sees them (``train.transforms``: [-1, 1]), on ``device``."""
+    images = Split(x=split.x).to(device)
+    return next(Loader(images, len(images), shuffle=False, transforms=transforms).epoch(0))["x"]
+
+
+@torch.no_grad()
+def loss_by_timestep(net: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, buckets: int,
+                     seed: int) -> dict[str, float]:
+    """The noise-prediction MSE at the centre of each of ``buckets`` equal ranges of t, on the same
+    images and noise every time (comparable across evaluations), and their mean."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    width = schedule.steps / buckets
+    losses: dict[str, float] = {}
+    for b in range(buckets):
+        t_value = int((b + 0.5) * width)
+        t = torch.full((len(x0),), t_value, device=x0.device, dtype=torch.long)
+        mse, _ = diffusion_loss(net, schedule, x0, t=t, noise=noise)
+        losses[f"loss_t{t_value}"] = mse.item()
+    losses["loss"] = float(np.mean(list(losses.values())))
+    return losses
+
+
+def figures(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module,
+            held_out: torch.Tensor) -> None:
+    """plots/noising.png, loss.png, loss_per_timestep.png, samples.png and denoising.png."""
+    dcfg = cfg.ddpm
+    to_unit = lambda x: ((x.float().cpu().clamp(-1, 1) + 1) / 2).squeeze(1).numpy()  # noqa: E731
+    steps = [0, *(int(f * (schedule.steps - 1)) for f in (0.1, 0.25, 0.5, 0.75, 1.0))]
+    noise = torch.randn(held_out[:6].shape, generator=torch.Generator().manual_seed(0)).to(held_out.device)
+    noisy = [q_sample(schedule, held_out[:6], t, noise) for t in steps]
+    plot_noising(np.stack([to_unit(x) for x in noisy], axis=1), steps, run.plots_dir / "noising.png")
+    plot_loss_per_timestep(run.metrics.records(), run.plots_dir)
+    generator = torch.Generator().manual_seed(int(dcfg.sample_seed))
+    shape = (int(dcfg.grid_images), *held_out.shape[1:])
+    images, trajectory = sample(model, schedule, shape, sampler="ddim", steps=int(dcfg.grid_sampler_steps),
+                                eta=float(dcfg.eta), generator=generator, clip=bool(dcfg.clip), keep=8,
+                                device=held_out.device)
+    plot_image_grid(to_unit(images), run.plots_dir / "samples.png",
+                    title=f"DDIM, {dcfg.grid_sampler_steps} steps, EMA weights")
+    plot_denoising(np.stack([to_unit(x[:6]) for _, x in trajectory], axis=1), [t for t, _ in trajectory],
+                   run.plots_dir / "denoising.png")
+
+
+def quality_table(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module,
+                  data: ImageData) -> dict[str, float]:
+    """One row of measures per sampler (and the sanity rows), logged as ``quality`` records and
+    returned flat: ``<row>/frechet``, ``<row>/seconds_per_image``, ..."""
+    qcfg, device = cfg.ddpm.quality, run.hw.device
+    classifier, _ = load_classifier(str(qcfg.classifier), cfg.paths.data_dir, device, need_data=False)
+    reference_split = data.test if data.test is not None else data.val
+    reference = score_images(classifier, pixels_of(reference_split)[: int(qcfg.reference_images)].to(device))
+    n, batch = int(qcfg.samples), int(qcfg.batch_size)
+    rows: dict[str, tuple[Scored, float]] = {}
+    train_pixels = pixels_of(data.train)
+    chosen = torch.randperm(len(train_pixels), generator=torch.Generator().manual_seed(0))[:n]
+    rows["real_train"] = (score_images(classifier, train_pixels[chosen].to(device)), 0.0)
+    samplers = ([("ddpm", None, 0.0)] if qcfg.ddpm else []) + [
+        ("ddim", int(s), float(eta)) for s in qcfg.ddim_steps for eta in qcfg.ddim_etas]
+    shape = tuple(data.train.x.shape[1:])
+    for sampler, steps, eta in samplers:
+        name = f"ddpm_T{schedule.steps}" if sampler == "ddpm" else f"ddim_S{steps}_eta{eta:g}"
+        began = time.perf_counter()
+        generated = generate(model, schedule, cfg, sampler, steps, eta, n, batch, shape, device)
+        seconds = time.perf_counter() - began
+        rows[name] = (score_images(classifier, (generated + 1) / 2), seconds / n)
+        log.info("%s: %d images in %.1f s", name, n, seconds)
+    if qcfg.vae:
+        vae = vae_pixels(str(qcfg.vae), n, int(cfg.ddpm.sample_seed), device)
+        rows["vae"] = (score_images(classifier, vae), 0.0)
+    flat: dict[str, float] = {}
+    for name, (scored, per_image) in rows.items():
+        measures = {**quality(scored, reference, int(qcfg.bootstrap), int(cfg.seed)),
+                    "seconds_per_image": per_image}
+        run.metrics.log(0, "quality", row=float(list(rows).index(name)), **measures)
+        flat.update({f"{name}/{k}": v for k, v in measures.items()})
+        log.info("%s: Frechet %.2f ± %.2f, confidence %.3f, classes %s", name, measures["frechet"],
+                 measures["frechet_std"], measures["confidence"], class_counts(scored))
+    (run.dir / "quality.md").write_text(quality_markdown(rows, flat, n, len(reference.features)))
+    return flat
+
+
+def generate(model: nn.Module, schedule: NoiseSchedule, cfg: DictConfig, sampler: str, steps: int | None,
+             eta: float, n: int, batch: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``n`` samples in [-1, 1], ``batch`` at a time, from the seeded noise of ``ddpm.sample_seed``
+    (``eta``: DDIM's)."""
+    dcfg = cfg.ddpm
+    generator = torch.Generator().manual_seed(int(dcfg.sample_seed))
+    variance = str(getattr(dcfg.variance, "value", dcfg.variance))
+    parts = []
+    per_batch = schedule.steps if sampler == "ddpm" else int(steps)
+    progress = Progress(per_batch * -(-n // batch), desc=f"{sampler} {per_batch} steps, {n} images")
+    for first in range(0, n, batch):
+        x, _ = sample(model, schedule, (min(batch, n - first), *shape), sampler=sampler, steps=steps,
+                      eta=eta, variance=variance, generator=generator, clip=bool(dcfg.clip),
+                      device=device, on_step=progress.tick)
+        parts.append(x.clamp(-1, 1))
+    progress.close()
+    return torch.cat(parts)
+
+
+def pixels_of(split: Split) -> torch.Tensor:
+    x = split.x
+    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+
+
+def vae_pixels(path: str, n: int, seed: int, device: torch.device) -> torch.Tensor:
+    """``n`` samples of a trained VAE (its Bernoulli means, 14x14) upsampled to 28x28 pixels in [0, 1]."""
+    from dlfp.engine.checkpoint import load_trained
+    from dlfp.models import rebuild_model
+
+    vae = rebuild_model(load_trained(Path(path).expanduser(), "vae")).to(device)
+    side = int(round(vae.input_dim ** 0.5))
+    z = torch.randn((n, vae.latent_dim), generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.no_grad():
+        means = vae.decode(z).reshape(n, 1, side, side)
+    if side != 28:
+        means = nn.functional.interpolate(means, size=(28, 28), mode="nearest")
+    return means
+
+
+def quality_markdown(rows: dict[str, Any], flat: dict[str, float], n: int, references: int) -> str:
+    lines = [f"Sample quality: {n} images per row against {references} real reference images; Fréchet "
+             "distance in the classifier's feature space (± bootstrap std), class entropy (max ln 10 = "
+             "2.303), mean top-class confidence.", "",
+             "| row | Fréchet | ± | class entropy | classes | confidence | s per image |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in rows:
+        m = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(f"{name}/")}
+        lines.append(f"| {name} | {m['frechet']:.2f} | {m['frechet_std']:.2f} | {m['class_entropy']:.3f} | "
+                     f"{m['classes_present']:.0f} | {m['confidence']:.3f} | {m['seconds_per_image']:.4f} |")
+    return "\n".join(lines) + "\n"
