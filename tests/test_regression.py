@@ -223,6 +223,7 @@ def test_sweep_through_the_cli_with_joblib_writes_the_report(tmp_path):
         assert (sweep / figure).stat().st_size > 0
 
 
+@pytest.mark.slow  # the same for any experiment: tests/test_reliability.py runs a failing multirun by default
 def test_failed_job_does_not_stop_the_sweep_or_its_report(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(["-m", "experiment=regression", "sweep=regression_n", "hydra/launcher=basic",

@@ -311,4 +311,6 @@ def test_a_multirun_with_a_failing_job_runs_every_job_then_exits_non_zero(tmp_pa
     assert read_summary(sweep / "2")["metrics"]["steps"] == 30
     assert "train.steps=-5 must be >= 1" in (sweep / "1" / "error.txt").read_text()
     assert "1 of 3 jobs failed" in proc.stderr
+    report = (sweep / "sweep_summary.md").read_text()
+    assert "- job 1 (train.steps=-5): failed: DlfpError: train.steps=-5" in report
     assert json.loads((sweep / "0" / "summary.json").read_text())["experiment"] == "mnist_nn_torch"
