@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -30,7 +31,7 @@ from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
-from dlfp.tasks.ddpm import quality_table
+from dlfp.tasks.ddpm import display_images, quality_table
 from dlfp.viz.diffusion import plot_denoising
 from dlfp.viz.mosaic import plot_image_grid
 
@@ -80,14 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - began
-    to_unit = lambda x: ((x.clamp(-1, 1) + 1) / 2).squeeze(1).numpy()  # noqa: E731
     steps = schedule.steps if args.sampler == "ddpm" or args.steps is None else args.steps
     args.out.parent.mkdir(parents=True, exist_ok=True)
     title = f"{args.sampler.upper()}, {steps} steps, seed {args.seed}"
-    plot_image_grid(to_unit(images), args.out, title=title)
+    plot_image_grid(display_images(images), args.out, title=title)
     if args.trajectory:
-        rows = torch.stack([x[:6] for _, x in trajectory], 1)[:, :, 0]  # (6, snapshots, 28, 28)
-        plot_denoising(((rows.clamp(-1, 1) + 1) / 2).numpy(), [t for t, _ in trajectory], args.trajectory)
+        rows = np.stack([display_images(x[:6]) for _, x in trajectory], axis=1)  # (6, snapshots, 28, 28)
+        plot_denoising(rows, [t for t, _ in trajectory], args.trajectory)
     print(f"wrote {args.n} samples to {args.out} ({seconds:.1f} s, {seconds / args.n:.3f} s per image)")
     return 0
 

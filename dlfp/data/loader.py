@@ -117,3 +117,8 @@ class Loader:
         for transform in self.batch_transforms:
             batch = transform(batch, gen)
         return batch
+
+
+def transformed(split: Split, transforms: Sequence[Transform]) -> Batch:
+    """Every row of ``split`` as one batch through ``transforms`` (the model's view of a fixed set)."""
+    return next(Loader(split, len(split), shuffle=False, transforms=transforms).epoch(0))

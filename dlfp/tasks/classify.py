@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from dlfp.data import ImageData
-from dlfp.data.loader import Loader
+from dlfp.data.loader import Loader, transformed
 from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
 from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
@@ -95,8 +95,7 @@ def fitting_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str,
     (``train.transforms``). Random, not the first n: a folder-read dataset is stored class by class."""
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(int(cfg.seed)))
     chosen = data.train.subset(order[: min(n, len(data.train))]).to(device)
-    return next(Loader(chosen, len(chosen), shuffle=False,
-                       transforms=build_transforms(cfg.train.transforms, data)).epoch(0))["x"]
+    return transformed(chosen, build_transforms(cfg.train.transforms, data))["x"]
 
 
 def splits_during_training(cfg: DictConfig, eval_loaders: dict[str, Loader], dataset: str) -> list[str]:

@@ -25,8 +25,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from dlfp.data import ImageData, Split
-from dlfp.data.loader import Loader
-from dlfp.data.transforms import build_transforms
+from dlfp.data.loader import Loader, transformed
+from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.diffusion import NoiseSchedule, diffusion_loss, noise_schedule, q_sample, sample
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
@@ -79,10 +79,14 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     return summary
 
 
+def display_images(x: torch.Tensor) -> np.ndarray:
+    """Samples in [-1, 1] (N, 1, H, W) as (N, H, W) arrays on 0..1 for the figures."""
+    return ((x.float().cpu().clamp(-1, 1) + 1) / 2).squeeze(1).numpy()
+
+
 def images_in_range(split: Split, transforms: list, device: torch.device) -> torch.Tensor:
     """A split's images as the model sees them (``train.transforms``: [-1, 1]), on ``device``."""
-    images = Split(x=split.x).to(device)
-    return next(Loader(images, len(images), shuffle=False, transforms=transforms).epoch(0))["x"]
+    return transformed(Split(x=split.x).to(device), transforms)["x"]
 
 
 @torch.no_grad()
@@ -107,21 +111,20 @@ def figures(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module
             held_out: torch.Tensor) -> None:
     """plots/noising.png, loss.png, loss_per_timestep.png, samples.png and denoising.png."""
     dcfg = cfg.ddpm
-    to_unit = lambda x: ((x.float().cpu().clamp(-1, 1) + 1) / 2).squeeze(1).numpy()  # noqa: E731
     steps = [0, *(int(f * (schedule.steps - 1)) for f in (0.1, 0.25, 0.5, 0.75, 1.0))]
     noise = torch.randn(held_out[:6].shape, generator=torch.Generator().manual_seed(0)).to(held_out.device)
     noisy = [q_sample(schedule, held_out[:6], t, noise) for t in steps]
-    plot_noising(np.stack([to_unit(x) for x in noisy], axis=1), steps, run.plots_dir / "noising.png")
+    plot_noising(np.stack([display_images(x) for x in noisy], axis=1), steps, run.plots_dir / "noising.png")
     plot_loss_per_timestep(run.metrics.records(), run.plots_dir)
     generator = torch.Generator().manual_seed(int(dcfg.sample_seed))
     shape = (int(dcfg.grid_images), *held_out.shape[1:])
     images, trajectory = sample(model, schedule, shape, sampler="ddim", steps=int(dcfg.grid_sampler_steps),
                                 eta=float(dcfg.eta), generator=generator, clip=bool(dcfg.clip), keep=8,
                                 device=held_out.device)
-    plot_image_grid(to_unit(images), run.plots_dir / "samples.png",
+    plot_image_grid(display_images(images), run.plots_dir / "samples.png",
                     title=f"DDIM, {dcfg.grid_sampler_steps} steps, EMA weights")
-    plot_denoising(np.stack([to_unit(x[:6]) for _, x in trajectory], axis=1), [t for t, _ in trajectory],
-                   run.plots_dir / "denoising.png")
+    rows = np.stack([display_images(x[:6]) for _, x in trajectory], axis=1)  # (6, snapshots, H, W)
+    plot_denoising(rows, [t for t, _ in trajectory], run.plots_dir / "denoising.png")
 
 
 def quality_table(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module,
@@ -131,10 +134,11 @@ def quality_table(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.
     qcfg, device = cfg.ddpm.quality, run.hw.device
     classifier, _ = load_classifier(str(qcfg.classifier), cfg.paths.data_dir, device, need_data=False)
     reference_split = data.test if data.test is not None else data.val
-    reference = score_images(classifier, pixels_of(reference_split)[: int(qcfg.reference_images)].to(device))
+    reference_pixels = unit_pixels(reference_split.x[: int(qcfg.reference_images)])
+    reference = score_images(classifier, reference_pixels.to(device))
     n, batch = int(qcfg.samples), int(qcfg.batch_size)
     rows: dict[str, tuple[Scored, float]] = {}
-    train_pixels = pixels_of(data.train)
+    train_pixels = unit_pixels(data.train.x)
     chosen = torch.randperm(len(train_pixels), generator=torch.Generator().manual_seed(0))[:n]
     rows["real_train"] = (score_images(classifier, train_pixels[chosen].to(device)), 0.0)
     samplers = ([("ddpm", None, 0.0)] if qcfg.ddpm else []) + [
@@ -179,11 +183,6 @@ def generate(model: nn.Module, schedule: NoiseSchedule, cfg: DictConfig, sampler
         parts.append(x.clamp(-1, 1))
     progress.close()
     return torch.cat(parts)
-
-
-def pixels_of(split: Split) -> torch.Tensor:
-    x = split.x
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
 def vae_pixels(path: str, n: int, seed: int, device: torch.device) -> torch.Tensor:
