@@ -30,6 +30,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dlfp.engine.distributed import ranks_from_environment
 from dlfp.errors import DlfpError
 
 log = logging.getLogger(__name__)
@@ -358,6 +359,8 @@ class SweepReport(Callback):
     status 1 if any job failed or is missing (after the report is written)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not ranks_from_environment().is_main:  # data-parallel jobs: rank 0 writes the report
+            return
         report = write_report(Path(str(config.hydra.sweep.dir)))
         print(markdown(report), flush=True)
         log.info("sweep report: %s", _describe(report))

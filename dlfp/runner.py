@@ -19,11 +19,13 @@ import torch
 from omegaconf import DictConfig
 
 from dlfp.config.checks import validate
+from dlfp.engine import distributed
 from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
+from dlfp.engine.tracking import build_mirrors
 from dlfp.errors import DlfpError
-from dlfp.tasks import get_task
+from dlfp.tasks import DATA_PARALLEL, get_task
 
 log = logging.getLogger("dlfp")
 
@@ -33,12 +35,15 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     began = time.time()
     validate(cfg)
     task = get_task(cfg.task)
+    ranks = data_parallel_ranks(cfg.task)
     run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed)
-    hw = setup_hardware(cfg.hardware)
-    log.info("experiment %s, task %s, device %s, run dir %s", cfg.experiment_name, cfg.task, hw.device,
-             run_dir)
-    run = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=MetricLog(run_dir / "metrics.jsonl"))
+    seed_everything(cfg.seed + 1_000_003 * ranks.rank)  # DDP copies rank 0's initial weights to all
+    hw = setup_hardware(cfg.hardware, ranks)
+    log.info("experiment %s, task %s, device %s, run dir %s%s", cfg.experiment_name, cfg.task, hw.device,
+             run_dir, f", {ranks.world_size} processes" if ranks.active else "")
+    mirrors = build_mirrors(cfg, run_dir) if ranks.is_main else []
+    metrics_log = MetricLog(run_dir / "metrics.jsonl", writes=ranks.is_main, mirrors=mirrors)
+    run = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=metrics_log)
     try:
         with cpu_threads(cfg.hardware.threads):
             metrics = task(cfg, run)
@@ -47,6 +52,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
         if error is None:
             raise
         raise error from None  # the user's problem, without hydra.utils.instantiate's wrapping
+    finally:
+        run.metrics.close()
     summary = {
         "experiment": cfg.experiment_name,
         "task": cfg.task,
@@ -63,13 +70,29 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
                      "numpy": np.__version__},
         "git_commit": _git_commit(),
         "overrides": list(overrides),
+        "processes": ranks.world_size,
     }
+    if not ranks.is_main:
+        return summary
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(tmp, run_dir / "summary.json")
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
     log.info("done in %.1fs: %s", summary["wall_seconds"], shown)
     return summary
+
+
+def data_parallel_ranks(task: str) -> distributed.Ranks:
+    """This process's ranks, with the process group joined; one error for a task that cannot run
+    data-parallel."""
+    ranks = distributed.ranks_from_environment()
+    if ranks.active and task not in DATA_PARALLEL:
+        raise DlfpError(f"task {task} cannot run data-parallel (WORLD_SIZE={ranks.world_size}); run it as "
+                        f"one process, without torchrun. Tasks that can: {', '.join(sorted(DATA_PARALLEL))}")
+    distributed.join(ranks)
+    if not ranks.is_main:
+        logging.getLogger("dlfp").setLevel(logging.WARNING)
+    return ranks
 
 
 def user_error(error: BaseException | None) -> DlfpError | None:

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config import CONF_DIR, register_configs
+from dlfp.engine import distributed
 from dlfp.errors import DlfpError
 
 log = logging.getLogger("dlfp")
@@ -36,6 +37,12 @@ def _group_listing() -> str:
 
 
 OmegaConf.register_new_resolver("dlfp_groups", _group_listing, replace=True)
+
+
+# ${start:...}: this run's start time, under torchrun rank 0's, so that every rank resolves the
+# same run directory (Hydra's ${now:} differs between processes: lightning-hydra-template #393)
+OmegaConf.register_new_resolver("start", lambda pattern: distributed.start_time().strftime(pattern),
+                                replace=True)
 
 
 def _only_hydra_files(run_dir: Path) -> bool:
@@ -82,7 +89,7 @@ def main(cfg: DictConfig) -> float | None:
         log.error("job failed: %s: %s", type(e).__name__, e)
         return None
     value = summary["metrics"].get(cfg.objective)
-    if value is None:
+    if value is None and summary["metrics"]:  # (data-parallel ranks other than 0 report none)
         log.warning("objective %r is not among the metrics %s", cfg.objective,
                     sorted(summary["metrics"]))
     return value
@@ -90,11 +97,21 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """The console script: a YAML file under conf/ that does not parse is named in one line (Hydra
-    would print a long traceback), then Hydra's main takes over."""
+    would print a long traceback), then Hydra's main takes over. Under torchrun the ranks other than
+    0 leave the run directory to rank 0: no ``.hydra/`` copy, no ``train.log``, warnings only."""
     problem = yaml_problem(Path(CONF_DIR))
     if problem:
         sys.exit(f"error: {problem}")
-    main()
+    try:
+        ranks = distributed.ranks_from_environment()
+    except DlfpError as e:
+        sys.exit(f"error: {e}")
+    if not ranks.is_main:
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    try:
+        main()
+    finally:
+        distributed.leave()
 
 
 def yaml_problem(conf_dir: Path) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_summary, run_cli, run_inprocess
+from conftest import read_summary, run_inprocess
 from torch import nn
 
 from dlfp.data.transforms import Standardize
@@ -79,14 +79,16 @@ def test_unknown_adversarial_training_kind_is_one_clear_error() -> None:
         adversarial_batch(tiny_pixel_model(), *images(), "mim", EPS, 1)
 
 
-def test_the_analysis_of_a_trained_checkpoint_through_the_cli(tmp_path: Path) -> None:
+def test_the_analysis_of_a_trained_checkpoint(tmp_path: Path) -> None:
+    """In process; dlfp-reproduce's smoke run (test_reproduce.py) runs it through dlfp-train."""
     trained = tmp_path / "trained"
     run_inprocess([*TINY_FAST, "train.epochs=3"], trained)
     analysis = tmp_path / "analysis"
-    run_cli(["experiment=cifar_adversarial", f"adversarial.checkpoint={trained}", "adversarial.n_images=20",
-             "adversarial.batch_size=20", "adversarial.eps_curve=[4,8]", "adversarial.pgd_steps=[2]",
-             "adversarial.curve_pgd_steps=2", "adversarial.gradient_images=3", "hardware=cpu",
-             "hardware.threads=1", f"hydra.run.dir={analysis}"], cwd=tmp_path)
+    run_inprocess(["experiment=cifar_adversarial", f"adversarial.checkpoint={trained}",
+                   "adversarial.n_images=20", "adversarial.batch_size=20", "adversarial.eps_curve=[4,8]",
+                   "adversarial.pgd_steps=[2]",
+                   "adversarial.curve_pgd_steps=2", "adversarial.gradient_images=3", "hardware=cpu",
+                   "hardware.threads=1"], analysis)
     metrics = read_summary(analysis)["metrics"]
     for key in ("clean/accuracy", "fgsm/accuracy", "pgd2/accuracy", "ifgsm/accuracy",
                 "subset/fgsm_eps4_accuracy", "subset/pgd2_eps8_accuracy"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import crash_and_resume, read_summary, run_cli, run_inprocess
+from conftest import crash_and_resume, read_summary, run_inprocess
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -119,16 +119,6 @@ def test_a_crashed_lookahead_run_resumes_exactly(tmp_path: Path) -> None:
     resumed, straight = crash_and_resume([*TINY_FAST, "train.epochs=6"], tmp_path, crash_after=14)
     assert read_summary(resumed)["metrics"] == read_summary(straight)["metrics"]
     assert (resumed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
-
-
-def test_cifar_fast_runs_through_the_cli(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    run_cli([*TINY_FAST, "train.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    metrics = read_summary(run_dir)["metrics"]
-    assert metrics["steps"] == 8 and 0 <= metrics["test/accuracy"] <= 1
-    assert not any(k.startswith("val/") for k in metrics)  # trained on everything: no validation split
-    for figure in ("loss.png", "lr.png", "confusion.png", "augmentations.png"):
-        assert (run_dir / "plots" / figure).is_file()
 
 
 def test_the_fast_recipes_optimizer_and_schedule_are_the_papers_per_mean_loss() -> None:

@@ -334,8 +334,9 @@ def test_mnist_nn_numpy_through_the_cli(tmp_path: Path) -> None:
     summary = read_summary(run_dir)
     assert summary["experiment"] == "mnist_nn_numpy" and summary["task"] == "scratch_nn"
     assert summary["device"] == "cpu" and "train_seconds" in summary["timings"]
-    assert list(summary["metrics"]) == ["steps", "val/loss", "val/error", "val/accuracy"]
+    assert list(summary["metrics"]) == ["steps", "parameters", "val/loss", "val/error", "val/accuracy"]
     assert summary["metrics"]["steps"] == 60 and summary["metrics"]["val/accuracy"] > 0.5
+    assert summary["metrics"]["parameters"] == 103_314  # the torch twin's count (test_train_e2e)
     records = _records(run_dir)
     assert [r["step"] for r in records if r["split"] == "val"] == [0, 20, 40, 60]
     train = [r for r in records if r["split"] == "train"]

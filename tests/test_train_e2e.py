@@ -18,6 +18,7 @@ def test_tiny_training_run_through_the_cli_writes_every_artifact(tmp_path: Path)
     assert summary["experiment"] == "mnist_nn_torch" and summary["device"] == "cpu"
     assert set(summary["metrics"]) >= {"val/loss", "val/error", "val/accuracy", "steps"}
     assert summary["metrics"]["val/accuracy"] > 0.5  # 60 updates already learn something
+    assert summary["metrics"]["parameters"] == 16 * 8 + 8 + 392 * 256 + 256 + 256 * 10 + 10  # 103,314
     assert "train_seconds" in summary["timings"] and summary["versions"]["torch"]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert {r["split"] for r in records} == {"train", "val"}
@@ -39,9 +40,10 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path) -> None
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
 
 
+@pytest.mark.slow  # SIGKILL + resume runs in the default suite under torchrun (test_distributed.py)
 def test_killed_run_resumed_ends_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
-    overrides = [*TINY_MNIST, "train.steps=3000", "train.eval_every=500", "train.log_every=100",
-                 "train.checkpoint_every=250"]
+    overrides = [*TINY_MNIST, "train.steps=1200", "train.eval_every=500", "train.log_every=100",
+                 "train.checkpoint_every=100"]
     killed, straight = kill_and_resume(overrides, tmp_path)
     assert read_summary(killed)["metrics"] == read_summary(straight)["metrics"]
     assert (killed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()

@@ -27,6 +27,7 @@ class HardwareConfig:
     channels_last: bool = False  # NHWC memory format for conv nets (GPU and CPU)
     threads: int | None = limit(None, ge=1)  # intra-op threads of torch and NumPy's BLAS; null: defaults
     deterministic: bool = True  # torch.use_deterministic_algorithms
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm over the global batch (CUDA only)
 
 
 SCHEMAS = {"hardware": {"hardware": HardwareConfig}}

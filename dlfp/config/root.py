@@ -18,6 +18,16 @@ class PathsConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Mirrors of metrics.jsonl (which stays the record): optional, off by default."""
+
+    tensorboard: bool = False  # event files in <run dir>/tensorboard (pip install tensorboard)
+    mlflow: bool = False  # an MLflow run with the config as parameters (pip install mlflow)
+    mlflow_uri: str | None = None  # tracking server or store; null: MLflow's default (MLFLOW_TRACKING_URI)
+    mlflow_experiment: str | None = None  # null: the experiment_name
+
+
+@dataclass
 class RootConfig:
     task: str = MISSING
     experiment_name: str = MISSING
@@ -25,6 +35,7 @@ class RootConfig:
     objective: str = "val/error"  # summary metric returned to sweepers
     resume: bool = False  # continue from checkpoints/last.pt of hydra.run.dir
     paths: PathsConfig = field(default_factory=PathsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     hardware: Any = None
     train: Any = None  # the training driver and loader (absent in experiments that do not train)
     model: Any = None

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
+from dlfp.config.plain import dotted, plain_config
+from dlfp.engine import distributed
 from dlfp.engine.checkpoint import (
     check_resumable,
     load_for_resume,
@@ -46,8 +47,8 @@ Evaluate = Callable[[Any], Results]
 CHECKPOINT_FORMAT = 1
 # Settings a resumed run may change: where files go, the budget (to extend a finished run), the
 # cadence of records, the evaluation batch and threads. Any other difference would mix two runs.
-RESUMABLE_CHANGES = ("resume", "paths.", "train.steps", "train.epochs", "train.eval_every", "train.log_every",
-                     "train.checkpoint_every", "train.eval_batch_size", "hardware.threads")
+RESUMABLE_CHANGES = ("resume", "paths.", "tracking.", "train.steps", "train.epochs", "train.eval_every",
+                     "train.log_every", "train.checkpoint_every", "train.eval_batch_size", "hardware.threads")
 
 
 class BatchSource(Protocol):
@@ -126,7 +127,7 @@ def fit(
     began = session.began = time.perf_counter()
     results = session.first_records() if start == 0 else {}
     stream = batch_stream(batches, start, on_epoch_start)
-    progress = Progress(steps, start)
+    progress = Progress(steps, start, quiet=not run.hw.ranks.is_main)
     step = start
     while step < steps and not session.stopped:
         loss, terms = update(next(stream))
@@ -171,7 +172,8 @@ class _Session:
                          **({"lookahead": self.lookahead} if self.lookahead else {})}
         self.window, self.stopped = LossWindow(), False
         self.record_seconds, self.began = bool(train_cfg.get("record_seconds", False)), time.perf_counter()
-        self.config = _json(run.cfg)
+        self.ranks = run.hw.ranks
+        self.config = json.dumps(plain_config(run.cfg))
         model_config = update.model_config()
         self.saved = {"format": CHECKPOINT_FORMAT, "config": self.config,
                       "model_config": json.dumps(model_config) if model_config else None}
@@ -186,9 +188,10 @@ class _Session:
         check_resumable(self.ckpt_path, self.run.dir, resume=True)
         state = load_for_resume(self.ckpt_path, self.run.hw.device)
         _check_changes(json.loads(state["config"]), json.loads(self.config), self.run)
+        own = _own_state(state, self.ranks, self.ckpt_path)
         self.update.load_state_dict(state["update"])
-        self.window.load_state_dict(state["window"])
-        set_rng_state(state["rng"])
+        self.window.load_state_dict(own["window"])
+        set_rng_state(own["rng"])
         for name, obj in self.stateful.items():
             obj.load_state_dict(state["task"][name])
         # a run that spent its budget may be extended by resuming it with a larger one
@@ -214,6 +217,7 @@ class _Session:
     def check_train(self, step: int, record: bool, progress: Progress) -> None:
         """The non-finite guard on the train loss, and the train record when one is due."""
         values = self.measure_train() if self.measure_train is not None else self.window.means()
+        values = distributed.mean_over_ranks(values)  # the global batch's, the same on every rank
         if not record:
             if not math.isfinite(values["loss"]):
                 raise_non_finite(step, self.ckpt_path, "loss")
@@ -231,13 +235,16 @@ class _Session:
         return self.stop_loss is not None and values["loss"] <= self.stop_loss
 
     def evaluate(self, step: int, record: bool = True) -> Results:
+        """Rank 0 evaluates its model, the one checkpointed (as nanoGPT does); every rank gets the
+        results, so every rank takes the same decisions."""
         results: Results = {}
-        if self.evaluate_fn is not None:
+        if self.evaluate_fn is not None and self.ranks.is_main:
             with self.update.evaluation() as model:
                 results = dict(self.evaluate_fn(model))
             if self.ema is not None:
                 with self.update.evaluation(self.ema.model) as model:
                     results.update({f"{split}_ema": m for split, m in self.evaluate_fn(model).items()})
+        results = distributed.broadcast(results)
         seconds = {"seconds": round(time.perf_counter() - self.began, 3)} if self.record_seconds else {}
         for split, metrics in results.items() if record else ():
             self.run.metrics.log(step, split, epoch=round(step / self.per_epoch, 4), **metrics, **seconds)
@@ -248,9 +255,13 @@ class _Session:
     def save(self, step: int) -> None:
         if not self.update.finite():
             raise_non_finite(step, self.ckpt_path, "parameters")
+        own = distributed.gather({"window": self.window.state_dict(), "rng": rng_state()})
+        if not self.ranks.is_main:
+            return
         state = {**self.saved, "step": step, "stopped": self.stopped, "update": self.update.state_dict(),
-                 "window": self.window.state_dict(), "rng": rng_state(),
-                 "task": {name: obj.state_dict() for name, obj in self.stateful.items()}}
+                 **own[0], "task": {name: obj.state_dict() for name, obj in self.stateful.items()}}
+        if self.ranks.active:  # each rank's own loss window and random-number state, for exact resume
+            state["ranks"] = {str(rank): part for rank, part in enumerate(own)}
         save_checkpoint(self.ckpt_path, {k: v for k, v in state.items() if v is not None})
 
 
@@ -284,10 +295,21 @@ def _lookahead(update: Update, train_cfg: DictConfig, steps: int) -> Lookahead |
     return Lookahead(update.model, decay, int(train_cfg.get("lookahead_every", 5)), steps)
 
 
+def _own_state(state: dict[str, Any], ranks: distributed.Ranks, path: Any) -> dict[str, Any]:
+    """This rank's loss window and RNG state from a checkpoint written by as many processes."""
+    saved = state.get("ranks", {})
+    processes = max(1, len(saved))
+    if processes != ranks.world_size:
+        raise DlfpError(f"{path} was written by {processes} process(es) and this run has "
+                        f"{ranks.world_size}; resume with torchrun --nproc_per_node={processes} "
+                        "(or without torchrun for 1) so that every rank continues its own data")
+    return saved[str(ranks.rank)] if ranks.active else state
+
+
 def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> None:
     """Refuse to resume with a setting that shapes the run changed; allow (and log) the ones in
     ``RESUMABLE_CHANGES``."""
-    before, after = _flat(saved), _flat(current)
+    before, after = dotted(saved), dotted(current)
     changed = sorted(k for k in before.keys() | after.keys()
                      if before.get(k, "<unset>") != after.get(k, "<unset>"))
     shown = [f"{k}: {before.get(k, '<unset>')} -> {after.get(k, '<unset>')}" for k in changed]
@@ -301,23 +323,3 @@ def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> 
         )
     if shown:
         log.warning("resuming %s with changed settings: %s", run.dir, "; ".join(shown))
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flat(value, f"{prefix}{key}."))
-    return flat
-
-
-def _json(cfg: DictConfig | dict) -> str:
-    """The resolved config as JSON (unresolved where an interpolation needs a running Hydra app)."""
-    if not isinstance(cfg, DictConfig):
-        return json.dumps(cfg)
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    except OmegaConfBaseException:
-        plain = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
-    return json.dumps(plain)

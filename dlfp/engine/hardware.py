@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig
 from threadpoolctl import threadpool_limits
 
+from dlfp.engine.distributed import ONE_PROCESS, Ranks
 from dlfp.errors import DlfpError
 
 
@@ -22,6 +23,8 @@ class Hardware:
     amp_dtype: torch.dtype | None  # None: full precision
     compile: bool
     channels_last: bool
+    ranks: Ranks = ONE_PROCESS  # this process among the data-parallel ones (torchrun)
+    sync_batchnorm: bool = False  # BatchNorm statistics over the global batch (CUDA, under torchrun)
 
 
 def seed_everything(seed: int) -> None:
@@ -30,14 +33,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_hardware(cfg: DictConfig) -> Hardware:
+def setup_hardware(cfg: DictConfig, ranks: Ranks = ONE_PROCESS) -> Hardware:
     """Pick the device and determinism; AMP applies on CUDA only, channels_last on any device
-    (mkldnn's CPU convolutions are faster in it too: docs/cifar.md)."""
+    (mkldnn's CPU convolutions are faster in it too: docs/cifar.md). Under torchrun each rank
+    drives the GPU of its local rank."""
     wanted = str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device)
     if wanted == "cuda" and not torch.cuda.is_available():
         raise DlfpError("hardware=cuda but no CUDA device is available; use hardware=cpu or auto")
     use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
+    device = torch.device("cpu")
+    if use_cuda:
+        device = torch.device("cuda", ranks.local_rank) if ranks.active else torch.device("cuda")
+    sync_batchnorm = bool(cfg.get("sync_batchnorm", False))
+    if sync_batchnorm and ranks.active and not use_cuda:
+        raise DlfpError("hardware.sync_batchnorm=true needs CUDA (PyTorch's SyncBatchNorm has no CPU "
+                        "kernel); on CPU keep the per-process BatchNorm (sync_batchnorm=false)")
     if cfg.deterministic:
         if use_cuda:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -54,6 +64,8 @@ def setup_hardware(cfg: DictConfig) -> Hardware:
         amp_dtype=amp,
         compile=bool(cfg.compile),
         channels_last=bool(cfg.channels_last),
+        ranks=ranks,
+        sync_batchnorm=sync_batchnorm,
     )
 
 

@@ -12,9 +12,11 @@ log = logging.getLogger(__name__)
 
 
 class Progress:
-    def __init__(self, total: int, start: int = 0, desc: str = "step", unit: str = "step") -> None:
-        self.total, self.desc, self.printed_at = total, desc, start
-        self.on_terminal = sys.stderr.isatty()
+    def __init__(self, total: int, start: int = 0, desc: str = "step", unit: str = "step",
+                 quiet: bool = False) -> None:
+        """``quiet``: no bar and no lines (the data-parallel ranks other than 0)."""
+        self.total, self.desc, self.printed_at, self.quiet = total, desc, start, quiet
+        self.on_terminal = sys.stderr.isatty() and not quiet
         self.print_every = max(1, total // 100)
         self.bar = tqdm(total=total, initial=start, disable=not self.on_terminal, unit=unit,
                         desc=None if desc == "step" else desc, dynamic_ncols=True)
@@ -25,7 +27,8 @@ class Progress:
     def show(self, done: int, **values: float) -> None:
         """The latest values: on the bar, or in a log line when one is due (and at the end)."""
         self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-        if not self.on_terminal and (done == self.total or done - self.printed_at >= self.print_every):
+        due = done == self.total or done - self.printed_at >= self.print_every
+        if not self.on_terminal and not self.quiet and due:
             shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
             log.info("%s %d/%d %s", self.desc, done, self.total, shown)
             self.printed_at = done

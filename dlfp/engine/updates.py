@@ -53,6 +53,10 @@ class TorchUpdate:
     to the whole batch's: the same update with a k times smaller activation memory. ``manual_step``
     replaces autograd + ``optimizer.step`` with a hand-written update that applies the optimiser's
     rule itself and returns the batch loss.
+
+    Under torchrun the step loss runs inside ``DistributedDataParallel`` (``StepLossModule``: its
+    forward is the whole step loss, so models whose loss calls other methods than ``forward``, like
+    the VAE's ``encode``/``decode``, synchronise their gradients too). Evaluation uses the plain model.
     """
 
     checkpoint_suffix = ".pt"
@@ -70,7 +74,11 @@ class TorchUpdate:
                                         or hw.amp_dtype is not None):
             raise DlfpError("this task's hand-written update supports no train.grad_clip, "
                             "train.accumulate or AMP; turn its fast path off to use them")
+        if manual_step is not None and hw.ranks.active:
+            raise DlfpError("this task's hand-written update cannot run data-parallel; run it as one "
+                            "process (without torchrun)")
         self.manual_step = manual_step
+        self.ddp = _data_parallel(model, self.net, step_loss, hw) if hw.ranks.active else None
         self.scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.amp_dtype == torch.float16)
         self.peak_lrs = [group["lr"] for group in optimizer.param_groups]
         model.train()
@@ -96,7 +104,8 @@ class TorchUpdate:
 
     def _backward(self, batch: Batch, weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.autocast():
-            loss, terms = split_output(self.step_loss(self.net, batch))
+            out = self.ddp(batch) if self.ddp is not None else self.step_loss(self.net, batch)
+            loss, terms = split_output(out)
         self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
         return loss.detach(), {k: v.detach() for k, v in terms.items()}
 
@@ -109,8 +118,10 @@ class TorchUpdate:
         chunks = [dict(zip(batch, parts)) for parts in
                   zip(*(v.chunk(self.accumulate) for v in batch.values()))]
         total, totals = None, {}
-        for chunk in chunks:
-            loss, terms = self._backward(chunk, 1.0 / self.accumulate)
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1  # data-parallel: gradients are averaged over ranks once
+            with self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext():
+                loss, terms = self._backward(chunk, 1.0 / self.accumulate)
             total = loss / self.accumulate if total is None else total + loss / self.accumulate
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0) + v / self.accumulate
@@ -149,3 +160,24 @@ class TorchUpdate:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+
+
+class StepLossModule(nn.Module):
+    """A module whose forward is ``step_loss(net, batch)``: what ``DistributedDataParallel`` wraps."""
+
+    def __init__(self, net: nn.Module, step_loss: StepLoss) -> None:
+        super().__init__()
+        self.net, self.step_loss = net, step_loss
+
+    def forward(self, batch: Batch) -> StepOutput:
+        return self.step_loss(self.net, batch)
+
+
+def _data_parallel(model: nn.Module, net: nn.Module, step_loss: StepLoss,
+                   hw: Hardware) -> nn.parallel.DistributedDataParallel:
+    """The step loss under DDP: rank 0's weights copied to every rank, gradients averaged over them."""
+    if hw.sync_batchnorm:  # in place: the same parameters, so the optimiser's references stay valid
+        for name, child in list(model.named_children()):
+            setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    device_ids = [hw.device] if hw.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(StepLossModule(net, step_loss), device_ids=device_ids)

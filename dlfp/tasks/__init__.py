@@ -28,6 +28,10 @@ TASKS: dict[str, str] = {
     "ddpm": "dlfp.tasks.ddpm:run",
 }
 
+# tasks that train through TorchUpdate and can run under torchrun (the NumPy network, the SVMs,
+# the regression's hand-written update and the analyses of trained models run as one process)
+DATA_PARALLEL = frozenset({"classify", "vae", "lm", "ddpm"})
+
 
 def get_task(name: str) -> Runner:
     if name not in TASKS:

@@ -18,6 +18,7 @@ from dlfp.data.loader import Loader, transformed
 from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
 from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
+from dlfp.engine.distributed import ONE_PROCESS, Ranks
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
@@ -36,7 +37,10 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if hw.channels_last:
         model.to(memory_format=torch.channels_last)
     adversarial = str(getattr(cfg.train.adversarial, "value", cfg.train.adversarial))
-    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, pixels=adversarial != "none")
+    if adversarial != "none" and hw.ranks.active:
+        raise DlfpError("train.adversarial cannot run data-parallel (its attacks differentiate the "
+                        "model outside DDP); run it as one process, without torchrun")
+    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, adversarial != "none", hw.ranks)
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
         model.fit_to_data(fitting_inputs(data, cfg, hw.device))
     smoothing = float(cfg.train.label_smoothing)
@@ -61,6 +65,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                  lambda net: {s: scores(net, eval_loaders[s])[0] for s in during},
                  run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume,
                  on_epoch_start=getattr(model, "set_epoch", None))
+    if not hw.ranks.is_main:  # rank 0 alone scores, plots and writes
+        return {}
 
     with update.evaluation() as net:
         final, confusions = score_splits(lambda ld: scores(net, ld), eval_loaders)
@@ -69,7 +75,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     if cfg.train.augment:
         plot_augmented(data, cfg, run)
-    return {"steps": float(result.steps), **final}
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"steps": float(result.steps), "parameters": float(parameters), **final}
 
 
 def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: DictConfig,
@@ -118,15 +125,16 @@ def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, 
                        title=f"{data.name}: stored (left), then {draws} draws of train.augment")
 
 
-def image_loaders(data: ImageData, cfg: DictConfig, device: torch.device | str,
-                  pixels: bool = False) -> tuple[Loader, dict[str, Loader]]:
+def image_loaders(data: ImageData, cfg: DictConfig, device: torch.device | str, pixels: bool = False,
+                  ranks: Ranks = ONE_PROCESS) -> tuple[Loader, dict[str, Loader]]:
     """The shuffled training loader (augmentation, then the transforms; only the augmentation
-    when ``pixels``, for attacks on pixels) and one loader per evaluation split (the transforms
-    only), with the splits moved to ``device``."""
+    when ``pixels``, for attacks on pixels; this rank's shard under torchrun) and one loader per
+    evaluation split (the transforms only), with the splits moved to ``device``."""
     transforms = build_transforms(cfg.train.transforms, data)
     augment = build_transforms(cfg.train.augment, data, key="train.augment")
     train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
-                   transforms=augment + ([] if pixels else transforms))
+                   transforms=augment + ([] if pixels else transforms), rank=ranks.rank,
+                   world_size=ranks.world_size)
     evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)
              for split, s in data.eval_splits.items()}
     return train, evals

@@ -47,7 +47,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     data: ImageData = instantiate(cfg.dataset)
     transforms = build_transforms(cfg.train.transforms, data)
     loader = Loader(Split(x=data.train.x).to(hw.device), int(cfg.train.batch_size), shuffle=True,
-                    seed=cfg.seed, transforms=transforms)
+                    seed=cfg.seed, transforms=transforms, rank=hw.ranks.rank,
+                    world_size=hw.ranks.world_size)
     reference_split = data.test if data.test is not None else data.val
     held_out = images_in_range(reference_split, transforms, hw.device)
     schedule = noise_schedule(str(getattr(dcfg.noise, "value", dcfg.noise)), int(dcfg.timesteps))
@@ -66,6 +67,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
     result = fit(update, loader, evaluate, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume)
+    if not hw.ranks.is_main:  # rank 0 alone scores, samples and writes
+        return {}
     sampler_model = (result.ema_model if result.ema_model is not None else model).eval()
 
     summary: dict[str, float] = {"steps": float(result.steps), "train_images": float(len(data.train))}

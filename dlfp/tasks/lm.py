@@ -67,8 +67,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     tokenizer = load_or_train(kind, corpus.train, int(cfg.tokenizer.vocab_size),
                               cache_dir=Path(cfg.paths.cache_dir) / "tokenizers",
                               corpus_sha256=corpus.sha256)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    save_tokenizer(tokenizer, run.dir / "tokenizer.json")
+    if hw.ranks.is_main:
+        save_tokenizer(tokenizer, run.dir / "tokenizer.json")
     pad_id, context = tokenizer.token_to_id(PAD), int(cfg.model.context)
     train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
     check_long_enough(corpus, context + 1, len(train_ids), len(val_ids))
@@ -89,7 +89,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     else:
         split = padded_sequences([e.ids for e in tokenizer.encode_batch(paragraphs(corpus.train))],
                                  context, pad_id)
-    loader = Loader(split.to(hw.device), int(cfg.train.batch_size), shuffle=True, seed=cfg.seed)
+    loader = Loader(split.to(hw.device), int(cfg.train.batch_size), shuffle=True, seed=cfg.seed,
+                    rank=hw.ranks.rank, world_size=hw.ranks.world_size)
     val = validation_text(tokenizer, corpus, val_ids, context, hw.device)
     during = val if lcfg.eval_tokens is None else truncated(val, int(lcfg.eval_tokens), context)
 
@@ -102,6 +103,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
     result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume, task_state={"tokenizer": TokenizerState(tokenizer)})
+    if not hw.ranks.is_main:  # rank 0 alone scores, samples and writes
+        return {}
 
     model.eval()
     with torch.no_grad():

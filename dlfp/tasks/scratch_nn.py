@@ -43,7 +43,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
 
     scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
-    return {"steps": float(result.steps), **scores}
+    parameters = sum(value.size for _, value, _ in net.parameters())  # as the torch twin reports it
+    return {"steps": float(result.steps), "parameters": float(parameters), **scores}
 
 
 def build_network(model_cfg: DictConfig, data: ImageData, seed: int, dtype: np.dtype = np.float32) -> Network:

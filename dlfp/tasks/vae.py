@@ -44,7 +44,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if not 0 < cfg.train.batch_size <= len(data.train):
         raise DlfpError(f"train.batch_size={cfg.train.batch_size} must be between 1 and the "
                         f"{len(data.train)} images")
-    loader = Loader(Split(x=data.train), cfg.train.batch_size, shuffle=True, seed=cfg.seed)
+    loader = Loader(Split(x=data.train), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
+                    rank=hw.ranks.rank, world_size=hw.ranks.world_size)
     eval_noise = lambda: torch.Generator(hw.device).manual_seed(int(vcfg.eval_seed))  # noqa: E731
 
     def step_loss(net: VAE, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -57,6 +58,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
     result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume)
+    if not hw.ranks.is_main:  # rank 0 alone scores, plots and writes
+        return {}
 
     model.eval()
     summary: dict[str, float] = {"steps": float(result.steps), "train_images": float(len(data.train))}
