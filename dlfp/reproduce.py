@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import platform
 import shlex
 import shutil
@@ -52,12 +51,13 @@ class Claim:
     study: str  # the study's value, in its words
     measure: Callable[[list[dict[str, Any]]], str]  # the part's job summaries -> the measured value
     reference: str = ""  # the best public number we know, for scale
+    sizes: tuple[str, ...] = SIZES  # the sizes whose runs measure it
 
 
-def metric(*keys: str, percent: bool = False, digits: int = 4) -> Callable[[list[dict]], str]:
-    """The first of ``keys`` in the first job's summary metrics (e.g. test accuracy, else validation)."""
+def metric(*keys: str, job: int = 0, percent: bool = False, digits: int = 4) -> Callable[[list[dict]], str]:
+    """The first of ``keys`` in job ``job``'s summary metrics (e.g. test accuracy, else validation)."""
     def read(jobs: list[dict[str, Any]]) -> str:
-        metrics = jobs[0]["metrics"]
+        metrics = jobs[job]["metrics"]
         key = next((k for k in keys if k in metrics), keys[0])
         value = metrics[key]
         shown = f"{100 * value:.2f}%" if percent else f"{value:.{digits}g}"
@@ -179,6 +179,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("cifar_recipe", "All-CNN-T parameters", "1.37M", metric("parameters", digits=7)),
     Claim("cifar_recipe", "All-CNN-T test accuracy (study recipe)", "about 90%",
           metric("test/accuracy", percent=True), "≥ 92% expected on a GPU in 100 epochs"),
+    Claim("cifar_recipe", "ResNet-18 test accuracy (study recipe)", "—",
+          metric("test/accuracy", job=1, percent=True), "≥ 94.5% expected in 100 epochs", sizes=("gpu",)),
     Claim("cifar_fast", "fast recipe test accuracy", "—", metric("test/accuracy", percent=True),
           "airbench94: 94.0% in 3.3 s on an A100"),
     Claim("adversarial", "FGSM accuracy at ε = 8/255", "about 45%", metric("fgsm/accuracy", percent=True)),
@@ -257,7 +259,7 @@ def write_report(outcomes: list[Outcome], size: str, out: Path, seconds: float) 
     lines += ["| part | claim | the study | measured | for scale | command |", "|---|---|---|---|---|---|"]
     for claim in CLAIMS:
         outcome = by_part.get(claim.part)
-        if outcome is None:
+        if outcome is None or size not in claim.sizes:
             continue
         measured = _measure(claim, outcome)
         lines.append(f"| {claim.part} | {claim.claim} | {claim.study} | {measured} | {claim.reference} | "
@@ -286,7 +288,7 @@ def _measure(claim: Claim, outcome: Outcome) -> str:
         return "failed"
     try:
         return claim.measure(outcome.jobs)
-    except (KeyError, ZeroDivisionError, ValueError, TypeError) as e:
+    except (KeyError, IndexError, ZeroDivisionError, ValueError, TypeError) as e:
         return f"not measured ({type(e).__name__}: {e})"
 
 
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(options["out"] or f"outputs/reproduce/{size}/{stamp}").resolve()
     chosen = set(filter(None, options["parts"].split(","))) or {p.name for p in PARTS}
     out.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("dlfp").info("dlfp-reproduce size=%s into %s", size, out)
+    print(f"dlfp-reproduce size={size} into {out}", flush=True)
     began, outcomes = time.time(), []
     for part in (p for p in PARTS if p.name in chosen):
         print(f"== {part.name} ==", flush=True)

@@ -192,3 +192,32 @@ def test_the_slurm_ddp_launcher_config_composes_with_its_settings():
     assert launcher._target_.endswith("SlurmLauncher")
     settings = (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node, launcher.nodes)
     assert settings == ("gpu", 8, 8, 1)
+
+
+TINY_TASKS = {
+    "vae": ["experiment=vae", "train.steps=20", "train.eval_every=10", "train.checkpoint_every=20",
+            "vae.eval_mc_samples=4", "vae.iwae_k=[1,10]", "vae.iwae_chunk=5", "vae.num_samples=9",
+            "vae.traversal.steps=3"],
+    "lm": ["experiment=lm", "corpus=generated", "corpus.generated_chars=20000", "hardware.threads=1",
+           "model.d_model=32", "model.heads=2", "model.head_dim=null", "model.layers=1", "model.context=16",
+           "train.batch_size=8", "train.steps=20", "train.eval_every=10", "train.checkpoint_every=10",
+           "lm.eval_tokens=512", "lm.sample.new_tokens=12"],
+    "ddpm": ["experiment=ddpm", "hardware.threads=1", "model.widths=[8,16,16]", "model.groups=4",
+             "train.steps=12", "train.eval_every=6", "train.checkpoint_every=6", "train.batch_size=16",
+             "schedule.warmup_steps=2", "ddpm.timesteps=40", "ddpm.grid_images=8",
+             "ddpm.grid_sampler_steps=5", "ddpm.loss_images=40", "ddpm.loss_buckets=4"],
+}
+
+
+@pytest.mark.slow  # the classifier runs in the default suite above
+@pytest.mark.parametrize("task", sorted(TINY_TASKS))
+def test_every_data_parallel_task_runs_under_torchrun(task, tmp_path):
+    """The VAE's loss calls encode/decode, not forward: DDP still sees it (StepLossModule)."""
+    run_dir = tmp_path / "run"
+    finish(torchrun([*TINY_TASKS[task], "hardware=cpu", f"paths.cache_dir={tmp_path / 'cache'}",
+                     f"hydra.run.dir={run_dir}"], tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    summary = read_summary(run_dir)
+    assert summary["processes"] == 2 and summary["task"] == task
+    assert all(v == v for v in summary["metrics"].values())  # no NaN
+    keys = [(r["step"], r["split"]) for r in _records(run_dir)]
+    assert len(keys) == len(set(keys))
