@@ -197,7 +197,8 @@ TINY_CIFAR = ["dataset=cifar_synthetic", "dataset.n_train=16", "dataset.val_size
               "hardware=cpu", "hardware.threads=1", "train.batch_size=8", "train.eval_batch_size=10"]
 
 
-@pytest.mark.parametrize("experiment", ["cifar_resnet18", "cifar_resnet34", "cifar_resnet50"])
+@pytest.mark.parametrize("experiment", [  # ResNet-34: BasicBlocks as in 18 (its counts are tested above)
+    "cifar_resnet18", pytest.param("cifar_resnet34", marks=pytest.mark.slow), "cifar_resnet50"])
 def test_each_resnet_experiment_runs_end_to_end(tmp_path: Path, experiment: str) -> None:
     """In process, one batch per epoch (the deep ResNets are slow even on 32x32 images). All-CNN-T
     runs through the CLI in the lr sweep below and in dlfp-reproduce's smoke run (test_reproduce)."""
@@ -245,14 +246,14 @@ def test_evaluating_a_split_the_dataset_lacks_is_one_clear_error(tmp_path: Path)
 
 def test_tiny_lr_schedule_sweep_writes_its_table_and_figure(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    """The sweep's 3 schedules with 2 of its 3 peak lrs (the sweep's lr list overridden: 6 jobs)."""
+    """The sweep with 2 of its 3 peak lrs and 2 of its 3 schedules (its lists overridden: 4 jobs)."""
     proc = run_cli(["-m", "experiment=cifar_allcnn", "sweep=cifar_lr", *TINY_CIFAR, "model.c1=4",
                     "model.c2=8", "train.epochs=2", "hydra/launcher=basic", "optimizer.lr=0.05,0.2",
-                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=600)
+                    "schedule=cifar_step,onecycle", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=600)
     assert proc.returncode == 0
     table = (sweep / "sweep_summary.md").read_text()
     for lr in ("0.05", "0.2"):
-        for schedule in ("cifar_step", "cosine", "onecycle"):
+        for schedule in ("cifar_step", "onecycle"):
             assert f"| {lr} | {schedule} |" in table
-    assert "6 jobs, 6 finished, 0 failed, 0 missing" in table
+    assert "4 jobs, 4 finished, 0 failed, 0 missing" in table
     assert (sweep / "val_accuracy_vs_epoch.png").stat().st_size > 10_000

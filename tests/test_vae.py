@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -277,7 +276,8 @@ def test_extra_term_named_like_a_record_key_is_refused(tmp_path: Path) -> None:
 # ---- end to end ---------------------------------------------------------------------------------
 
 
-def test_tiny_vae_run_through_the_cli_writes_plots_summary_and_samples(tmp_path: Path) -> None:
+def test_tiny_vae_run_through_the_cli_writes_plots_summary_and_samples(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_dir = tmp_path / "run"
     run_cli([*TINY_VAE, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     summary = read_summary(run_dir)
@@ -299,12 +299,10 @@ def test_tiny_vae_run_through_the_cli_writes_plots_summary_and_samples(tmp_path:
     log_text = (run_dir / "train.log").read_text()
     assert "490 per digit (4900 images) instead of the requested 1000" in log_text
 
-    out = tmp_path / "drawn" / "samples.png"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "vae_sample.py"), str(run_dir),
-                           "--n", "16", "--out", str(out), "--threshold", "0.5"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert out.stat().st_size > 1000 and "wrote 16 samples" in proc.stdout
+    out = tmp_path / "drawn" / "samples.png"  # the sampling script, in process
+    capsys.readouterr()
+    assert _sample_script().main([str(run_dir), "--n", "16", "--out", str(out), "--threshold", "0.5"]) == 0
+    assert out.stat().st_size > 1000 and "wrote 16 samples" in capsys.readouterr().out
 
 
 def _sample_script():
