@@ -6,9 +6,9 @@ the command that measured it, the parts' figures, and the parts that failed.
     DLFP_DATA=/data dlfp-reproduce size=cpu   # the claims at a size a 2-core CPU finishes (docs/scale.md)
     dlfp-reproduce size=gpu out=repro parts=cifar_recipe,cifar_fast
 
-The parts run one after another in this process (Hydra's multirun, as ``dlfp-train -m`` runs it), each
-into ``<out>/<part>/``. A part that fails is listed in the report; the parts after it still run,
-except those that need its checkpoint.
+The parts run one after another, each as its own ``dlfp-train -m`` process into ``<out>/<part>/``
+(its output in ``<out>/<part>.log``). A part that fails is listed in the report; the parts after it
+still run, except those that need its checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import platform
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -203,11 +204,7 @@ class Outcome:
 
 
 def run_part(part: Part, size: str, out: Path) -> Outcome:
-    """The part's multirun through dlfp-train's own Hydra entry point, in this process."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from dlfp import train
-
+    """The part's multirun: ``dlfp-train -m`` in a process of its own."""
     args = [a.replace("{out}", str(out)) for a in part.args[size]]
     sweep_dir = out / part.name
     argv = ["dlfp-train", "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
@@ -216,19 +213,13 @@ def run_part(part: Part, size: str, out: Path) -> Outcome:
     if missing:
         return Outcome(part, command, 0.0,
                        problem=f"skipped: needs the run of {', '.join(missing)}, which failed")
-    began, problem = time.time(), None
-    saved_argv = sys.argv
-    sys.argv = argv
-    GlobalHydra.instance().clear()
-    try:
-        train.main()
-    except SystemExit as e:  # the sweep report exits non-zero when a job failed
-        problem = str(e.code) if e.code not in (None, 0) else None
-    except Exception as e:  # noqa: BLE001 - one broken part must not stop the others
-        problem = f"{type(e).__name__}: {e}"
-    finally:
-        sys.argv = saved_argv
-        GlobalHydra.instance().clear()
+    began = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / f"{part.name}.log"
+    with log.open("w") as output:
+        status = subprocess.run([sys.executable, "-m", "dlfp.train", *argv[1:]], stdout=output,
+                                stderr=subprocess.STDOUT).returncode
+    problem = f"dlfp-train exited with status {status}; see {log}" if status else None
     outcome = Outcome(part, command, time.time() - began)
     errors = []
     for job in sorted(sweep_dir.glob("[0-9]*"), key=lambda p: int(p.name)):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, crash_and_resume, read_summary, run_cli, run_inprocess
+from conftest import ROOT, crash_and_resume, read_summary, run_inprocess
 
 TINY_DDPM = ["experiment=ddpm", "hardware=cpu", "hardware.threads=1", "model.widths=[8,16,16]",
              "model.groups=4", "train.steps=12", "train.eval_every=6", "train.log_every=3",
@@ -18,10 +18,11 @@ TINY_DDPM = ["experiment=ddpm", "hardware=cpu", "hardware.threads=1", "model.wid
 FIGURES = ["noising.png", "loss.png", "loss_per_timestep.png", "samples.png", "denoising.png"]
 
 
-def test_tiny_ddpm_run_through_the_cli_writes_every_figure_and_samples_from_its_checkpoint(
+def test_tiny_ddpm_run_writes_every_figure_and_samples_from_its_checkpoint(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """In process: dlfp-reproduce's smoke run (tests/test_reproduce.py) runs the DDPM through the CLI."""
     run_dir = tmp_path / "run"
-    run_cli([*TINY_DDPM, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_inprocess(TINY_DDPM, run_dir)
     metrics = read_summary(run_dir)["metrics"]
     assert metrics["steps"] == 12 and {"val/loss_t5", "val/loss_t35", "val/loss"} <= set(metrics)
     for name in FIGURES:

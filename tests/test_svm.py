@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, read_summary, run_cli, run_inprocess
+from conftest import compose_config, read_summary, run_inprocess
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -203,14 +203,15 @@ def test_every_svm_variant_separates_rings_a_linear_model_cannot(approx: str) ->
 
 
 @pytest.fixture(scope="module")
-def svm_cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def svm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """In process: dlfp-reproduce's smoke run (tests/test_reproduce.py) runs the SVMs through the CLI."""
     run_dir = tmp_path_factory.mktemp("svm") / "run"
-    run_cli([*SVM_TINY, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    run_inprocess(SVM_TINY, run_dir)
     return run_dir
 
 
-def test_mnist_svm_through_the_cli(svm_cli_run: Path) -> None:
-    summary = read_summary(svm_cli_run)
+def test_mnist_svm_end_to_end(svm_run: Path) -> None:
+    summary = read_summary(svm_run)
     m = summary["metrics"]
     assert m["train_size"] == 500
     assert (m["raw/dims"], m["gabor/dims"]) == (196, 256)
@@ -220,14 +221,14 @@ def test_mnist_svm_through_the_cli(svm_cli_run: Path) -> None:
     for features in ("raw", "gabor"):
         assert {f"{features}/fit_seconds", f"{features}/predict_seconds"} <= set(summary["timings"])
     for plot in ("gabor_filters.png", "confusion_raw_vs_gabor.png"):
-        assert (svm_cli_run / "plots" / plot).stat().st_size > 10_000
-    results = (svm_cli_run / "results.md").read_text()
+        assert (svm_run / "plots" / plot).stat().st_size > 10_000
+    results = (svm_run / "results.md").read_text()
     assert "| raw pixels | 196 |" in results and "| Gabor features | 256 |" in results
     assert "500 training images, scored on the val split" in results
 
 
 def test_mnist_compare_tabulates_each_method_and_reruns_the_svm_identically(
-    svm_cli_run: Path, tmp_path: Path
+    svm_run: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "compare"
     summary = run_inprocess([
@@ -247,7 +248,7 @@ def test_mnist_compare_tabulates_each_method_and_reruns_the_svm_identically(
     assert set(nn) == set(summary) and "train.steps=40" in nn["overrides"]
     assert float(rows[2]["accuracy"]) == nn["metrics"]["val/accuracy"]
     # same seed and subset as the CLI run: the SVM numbers are identical
-    alone = read_summary(svm_cli_run)["metrics"]
+    alone = read_summary(svm_run)["metrics"]
     m = summary["metrics"]
     assert m["svm_raw/accuracy"] == alone["raw/accuracy"]
     assert m["svm_gabor/accuracy"] == alone["gabor/accuracy"]
