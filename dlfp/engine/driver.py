@@ -279,20 +279,22 @@ def _cadence(train_cfg: DictConfig, per_epoch: int) -> dict[str, int]:
 
 
 def _ema(update: Update, decay: float | None, warmup: bool) -> EMA | None:
-    if decay is None:
-        return None
-    if not isinstance(update.model, torch.nn.Module):
-        raise DlfpError("train.ema_decay needs a torch model; this experiment's update has none")
-    return EMA(update.model, decay, warmup)
+    return None if decay is None else EMA(_torch_model(update, "ema_decay"), decay, warmup)
 
 
 def _lookahead(update: Update, train_cfg: DictConfig, steps: int) -> Lookahead | None:
     decay = train_cfg.get("lookahead_decay")
     if decay is None:
         return None
+    every = int(train_cfg.get("lookahead_every", 5))
+    return Lookahead(_torch_model(update, "lookahead_decay"), decay, every, steps)
+
+
+def _torch_model(update: Update, option: str) -> torch.nn.Module:
+    """The update's model, for an option that averages torch weights."""
     if not isinstance(update.model, torch.nn.Module):
-        raise DlfpError("train.lookahead_decay needs a torch model; this experiment's update has none")
-    return Lookahead(update.model, decay, int(train_cfg.get("lookahead_every", 5)), steps)
+        raise DlfpError(f"train.{option} needs a torch model; this experiment's update has none")
+    return update.model
 
 
 def _own_state(state: dict[str, Any], ranks: distributed.Ranks, path: Any) -> dict[str, Any]:
