@@ -2,7 +2,7 @@
 side by side in one run, on one fixed thread count.
 
     .venv/bin/python scripts/bench_compile.py [--model fastnet] [--batch 1024] [--threads 2] [--steps 3]
-        [--rounds 3] [--channels-last | --no-channels-last] [--device cpu|cuda]
+        [--rounds 3] [--channels-last | --no-channels-last] [--device cpu|cuda] ['model.widths=[64,128,128]']
 
 Both copies of the model start from the same weights and train on the same generated batches (the
 speed does not depend on the pixels) with the fast recipe's step: label-smoothed cross-entropy,
@@ -51,12 +51,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("overrides", nargs="*", help="model overrides, e.g. model.widths=[64,128,128]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     register_configs()
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        model_cfg = compose("train", [f"model={args.model}"]).model
+        model_cfg = compose("train", [f"model={args.model}", *args.overrides]).model
     torch.manual_seed(0)
     eager = build_model(model_cfg).to(device)
     gen = torch.Generator().manual_seed(0)
@@ -71,7 +72,8 @@ def main() -> None:
     compiled = torch.compile(twin)
     opts = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.85, nesterov=True)
             for name, m in (("eager", eager), ("compiled", twin))}
-    print(f"model {args.model}, batch {args.batch}, device {device}, channels_last {args.channels_last}, "
+    model_name = " ".join([args.model, *args.overrides])
+    print(f"model {model_name}, batch {args.batch}, device {device}, channels_last {args.channels_last}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"load average before {os.getloadavg()[0]:.2f}", flush=True)
     compile_seconds = timed_steps(compiled, opts["compiled"], x, y, args.warmup, device)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import crash_and_resume, read_summary, run_inprocess
+from conftest import compose_config, crash_and_resume, read_summary, run_inprocess
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -135,6 +135,19 @@ def test_the_fast_recipes_optimizer_and_schedule_are_the_papers_per_mean_loss() 
     start, end = 1 / cfg.schedule.div_factor, 1 / cfg.schedule.div_factor / cfg.schedule.final_div_factor
     assert (start, end) == (pytest.approx(0.2), pytest.approx(0.07, rel=1e-3))
 
+
+
+def test_the_cpu_recipe_is_the_fast_recipe_with_airbench93s_widths_and_more_epochs() -> None:
+    """experiment=cifar_fast_cpu changes the net's widths and the epoch count, nothing else."""
+    def plain(name: str) -> dict:
+        cfg = compose_config([f"experiment={name}"])
+        return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+
+    fast, cpu = plain("cifar_fast"), plain("cifar_fast_cpu")
+    assert (cpu["model"]["widths"], cpu["train"]["epochs"]) == ([64, 128, 128], 15)
+    for cfg in (fast, cpu):
+        del cfg["experiment_name"], cfg["model"]["widths"], cfg["train"]["epochs"]
+    assert cpu == fast
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
