@@ -136,7 +136,6 @@ def test_the_fast_recipes_optimizer_and_schedule_are_the_papers_per_mean_loss() 
     assert (start, end) == (pytest.approx(0.2), pytest.approx(0.07, rel=1e-3))
 
 
-
 def test_the_cpu_recipe_is_the_fast_recipe_with_airbench93s_widths_and_more_epochs() -> None:
     """experiment=cifar_fast_cpu changes the net's widths and the epoch count, nothing else."""
     def plain(name: str) -> dict:
@@ -148,6 +147,7 @@ def test_the_cpu_recipe_is_the_fast_recipe_with_airbench93s_widths_and_more_epoc
     for cfg in (fast, cpu):
         del cfg["experiment_name"], cfg["model"]["widths"], cfg["train"]["epochs"]
     assert cpu == fast
+
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
