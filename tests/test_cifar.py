@@ -3,7 +3,10 @@ sources and their cache, the errors, and tiny runs of each experiment on the gen
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import logging
 import pickle
 import tarfile
 from pathlib import Path
@@ -177,7 +180,7 @@ def test_missing_damaged_and_unexpected_data_are_one_line_each(tmp_path: Path) -
     with tarfile.open(truncated, "w:gz") as tar:
         tar.add(tree / "train", arcname="train")
     truncated.write_bytes(truncated.read_bytes()[:200])
-    with pytest.raises(DlfpError, match="cifar10.tar.gz is a truncated or corrupt archive"):
+    with pytest.raises(DlfpError, match="cifar10.tar.gz is a damaged or truncated archive"):
         cifar.load_cifar10(str(tmp_path / "t"), download=False)
     (tree / "train" / "cat" / "0000.png").write_bytes(b"not an image")
     (tmp_path / "c").mkdir()
@@ -189,6 +192,92 @@ def test_missing_damaged_and_unexpected_data_are_one_line_each(tmp_path: Path) -
     (tree / "train" / "unicorn" / "0000.png").write_bytes(b"x")
     with pytest.raises(DlfpError, match="not CIFAR-10's splits or classes: unicorn"):
         cifar.load_cifar10(str(tmp_path / "c"), download=False)
+
+
+def _tar_gz(tree: Path, damage=lambda tar_bytes: tar_bytes) -> bytes:
+    """The tree as a .tar.gz, its tar bytes passed through ``damage`` before compression."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(tree / "train", arcname="train")
+        tar.add(tree / "test", arcname="test")
+    return gzip.compress(damage(buffer.getvalue()))
+
+
+def _bad_last_header(tar_bytes: bytes) -> bytes:
+    """The last member's header checksum garbled: tarfile takes it for the end of the archive."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        last = tar.getmembers()[-1].offset
+    damaged = bytearray(tar_bytes)
+    damaged[last + 148:last + 156] = b"9999999\0"
+    return bytes(damaged)
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda tree: _tar_gz(tree, _bad_last_header), "a damaged member header after"),
+    (lambda tree: _tar_gz(tree)[:-4], "Compressed file ended before the end-of-stream marker"),
+    (lambda tree: _flip(_tar_gz(tree), -8), "CRC check failed"),  # the trailer's CRC
+], ids=["bad-header-mid-archive", "truncated", "crc-mismatch"])
+def test_a_damaged_archive_is_refused_not_read_in_part(tmp_path: Path, damage, says: str) -> None:
+    """Each damage leaves every class with images and tarfile reading on, so only reading the stream
+    to its end (the zeros after the last member, gzip's length and CRC) finds it."""
+    archive = tmp_path / "data" / "cifar10.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(damage(_image_folder(tmp_path / "tree")))
+    message = f"cifar10.tar.gz is a damaged or truncated archive \\({says}"
+    with pytest.raises(DlfpError, match=message) as info:
+        cifar.load_cifar10(str(archive.parent), download=False, val_size=10)
+    assert str(info.value).endswith("replace it with an intact copy") and "\n" not in str(info.value)
+    assert list(archive.parent.iterdir()) == [archive]  # nothing cached
+
+
+def test_a_source_missing_a_class_in_either_split_is_refused(tmp_path: Path) -> None:
+    tree = _image_folder(tmp_path / "data" / "cifar10")
+    for split, name in (("train", "cat"), ("test", "truck")):
+        removed = tree / split / name
+        kept = removed.rename(tmp_path / "aside")
+        with pytest.raises(DlfpError, match=f"cifar10 \\({split}\\): 18 images, none of class {name} "):
+            cifar.load_cifar10(str(tmp_path / "data"), download=False, val_size=10)
+        kept.rename(removed)
+    assert not list((tmp_path / "data").glob(".dlfp-cache-*"))
+
+
+def _drop_last(arrays: dict) -> None:
+    arrays["train_x"], arrays["train_y"] = arrays["train_x"][:-1], arrays["train_y"][:-1]
+
+
+@pytest.mark.parametrize(("corrupt", "says"), [
+    (lambda a: a.update(train_x=a["train_x"].astype(np.float32)), "images of dtype float32"),
+    (lambda a: a.update(test_y=a["test_y"].astype(np.float64)), "labels of dtype float64"),
+    (lambda a: a.update(train_y=np.where(a["train_y"] == 3, 12, a["train_y"])), "labels from 0 to 12"),
+    (lambda a: a.update(train_x=a["train_x"][:, :1]), "images of shape (20, 1, 32, 32)"),
+    (lambda a: a.update(test_y=np.where(a["test_y"] == 9, 0, a["test_y"])), "none of class truck"),
+    (_drop_last, "not the counts its name states"),
+], ids=["float-images", "float-labels", "label-out-of-range", "shape", "missing-class", "counts"])
+def test_a_cache_failing_any_check_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                             corrupt, says: str) -> None:
+    _image_folder(tmp_path / "data" / "cifar10")
+    with caplog.at_level(logging.INFO, logger="dlfp.data.cifar"):
+        data = cifar.load_cifar10(str(tmp_path / "data"), download=False, val_size=10)
+    assert "20 training and 20 test images, all 10 classes" in caplog.text
+    [cache] = (tmp_path / "data").glob(".dlfp-cache-*")
+    assert cache.name.startswith(".dlfp-cache-cifar10-") and cache.name.endswith("-20-20.npz")
+    with np.load(cache) as saved:
+        arrays = dict(saved)
+    corrupt(arrays)
+    with cache.open("wb") as f:
+        np.savez(f, **arrays)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dlfp.data.cifar"):
+        again = cifar.load_cifar10(str(tmp_path / "data"), download=False, val_size=10)
+    assert f"rebuilding the cache {cache}" in caplog.text and says in caplog.text
+    assert torch.equal(again.train.x, data.train.x) and torch.equal(again.test.y, data.test.y)
+    caplog.clear()
+    cifar.load_cifar10(str(tmp_path / "data"), download=False, val_size=10)
+    assert caplog.text == ""  # rebuilt once, trusted after
 
 
 # ---- the experiments, tiny, on the generated data ------------------------------------------------

@@ -2,13 +2,18 @@
 or a ``.tar.gz``: ``train/<class>/*.{png,jpg}``, ``test/<class>/...``), decoded once into a uint8
 cache beside the source; and ``cifar_synthetic``, a generated stand-in for tests and smoke runs.
 
-The cache (``.dlfp-cache-<name>-<checksum>.npz``) is keyed by the checksum of the source files,
-written atomically and checked when read: a changed source gets a new cache, a damaged cache is
-rebuilt, never trusted.
+An archive is read to its end (gzip checks its CRC), and what is decoded must be what the layout
+promises: uint8 32x32 RGB images, labels 0..9, every class in both splits; a source that is not is
+refused with one line naming it. The cache (``.dlfp-cache-<name>-<checksum>-<train>-<test>.npz``:
+the source's checksum and the image counts) is written atomically and put through the same checks
+when read: a changed source gets a new cache, a cache that fails a check is rebuilt with a warning,
+never trusted.
 """
 
 from __future__ import annotations
 
+import glob
+import gzip
 import hashlib
 import io
 import logging
@@ -16,6 +21,8 @@ import os
 import pickle
 import shutil
 import tarfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,21 +70,19 @@ def find_source(root: Path) -> Path | None:
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def cached(source: Path, decode) -> Arrays:
+def cached(source: Path, decode: Callable[[Path], Arrays]) -> Arrays:
     """``decode(source)``, or the cache of it beside the source when the source is unchanged."""
-    digest = _checksum(source)
-    cache = source.parent / f".dlfp-cache-{source.name}-{digest[:16]}.npz"
-    if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as saved:
-                arrays = ((saved["train_x"], saved["train_y"]), (saved["test_x"], saved["test_y"]))
-            _check(arrays, str(cache), "the cache is rebuilt")
+    stem = f".dlfp-cache-{source.name}-{_checksum(source)[:16]}"
+    for cache in sorted(source.parent.glob(f"{glob.escape(stem)}*.npz")):
+        arrays = _read_cache(cache, stem)
+        if arrays is not None:
+            _log_counts(arrays, cache)
             return arrays
-        except Exception as e:  # noqa: BLE001 - a cache that fails any check is rebuilt, never trusted
-            log.warning("rebuilding the damaged cache %s (%s)", cache, e)
-    log.info("decoding %s once into %s", source, cache.name)
+    log.info("decoding %s once into a cache beside it", source)
     arrays = decode(source)
-    _check(arrays, str(source), "replace it with the original CIFAR-10 files")
+    check_arrays(arrays, str(source), "replace it with an intact copy of CIFAR-10")
+    cache = source.parent / _cache_name(stem, arrays)
+    _log_counts(arrays, source)
     tmp = cache.with_name(cache.name + ".tmp")
     try:
         with tmp.open("wb") as f:
@@ -89,10 +94,52 @@ def cached(source: Path, decode) -> Arrays:
     return arrays
 
 
-def _check(arrays: Arrays, source: str, fix: str) -> None:
+def _cache_name(stem: str, arrays: Arrays) -> str:
+    """The cache's name states the counts it holds, so a partial set shows in a directory listing."""
+    (_, train_y), (_, test_y) = arrays
+    return f"{stem}-{len(train_y)}-{len(test_y)}.npz"
+
+
+def _read_cache(cache: Path, stem: str) -> Arrays | None:
+    """The cache's arrays if they pass every check of a decoded source and match its name; else
+    None, with a warning, the cache removed (so it is not read again)."""
+    try:
+        with np.load(cache, allow_pickle=False) as saved:
+            arrays = ((saved["train_x"], saved["train_y"]), (saved["test_x"], saved["test_y"]))
+        check_arrays(arrays, str(cache), "the cache is rebuilt")
+        if cache.name != _cache_name(stem, arrays):
+            raise DlfpError(f"it holds {len(arrays[0][1])} training and {len(arrays[1][1])} test "
+                            "images, not the counts its name states")
+        return arrays
+    except Exception as e:  # noqa: BLE001 - a cache that fails any check is rebuilt, never trusted
+        log.warning("rebuilding the cache %s, which fails its checks (%s)", cache, e)
+        try:
+            cache.unlink()
+        except OSError:  # a read-only data folder: the decoded arrays are used without a cache
+            pass
+        return None
+
+
+def check_arrays(arrays: Arrays, source: str, fix: str) -> None:
+    """What every decoded source and every cache must hold: uint8 images (N, 3, 32, 32) (so pixels
+    are 0..255), integer labels 0..9, and every class in both splits: a source read in part (a
+    damaged archive, a folder missing a class) lacks some, and would train on what is left."""
     for (x, y), split in zip(arrays, ("train", "test")):
-        check_labelled_images(x, y, image_shape=SHAPE, classes=len(CLASSES), source=f"{source} ({split})",
-                              fix=fix)
+        where = f"{source} ({split})"
+        if x.dtype != np.uint8 or not np.issubdtype(y.dtype, np.integer):
+            raise DlfpError(f"{where}: images of dtype {x.dtype} and labels of dtype {y.dtype}, expected "
+                            f"uint8 images and integer labels; {fix}")
+        check_labelled_images(x, y, image_shape=SHAPE, classes=len(CLASSES), source=where, fix=fix)
+        missing = [CLASSES[c] for c in np.flatnonzero(np.bincount(y, minlength=len(CLASSES)) == 0)]
+        if missing:
+            raise DlfpError(f"{where}: {len(y):,} images, none of class {', '.join(missing)} (CIFAR-10 has "
+                            f"{len(CLASSES)} classes in each split); {fix}")
+
+
+def _log_counts(arrays: Arrays, source: Path) -> None:
+    (_, train_y), (_, test_y) = arrays
+    log.info("CIFAR-10 from %s: %s training and %s test images, all %d classes in each",
+             source, f"{len(train_y):,}", f"{len(test_y):,}", len(CLASSES))
 
 
 def _checksum(source: Path) -> str:
@@ -182,18 +229,30 @@ def _image_files(source: Path) -> list[tuple[str, str, tuple[str, object]]]:
     if source.is_dir():
         return [(p.parent.parent.name, p.parent.name, (str(p), p.read_bytes))
                 for p in source.glob("*/*/*") if p.suffix.lower() in suffixes]
-    try:
-        with tarfile.open(source, "r:gz") as tar:
-            blobs = {m.name: tar.extractfile(m).read() for m in tar.getmembers()
-                     if m.isfile() and Path(m.name).suffix.lower() in suffixes}
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise DlfpError(f"{source} is a truncated or corrupt archive ({e}); replace it") from None
+    blobs = _read_archive(source, suffixes)
     files = []
     for name, blob in blobs.items():
         parts = Path(name).parts[-3:]
         if len(parts) == 3:
             files.append((parts[0], parts[1], (name, lambda blob=blob: blob)))
     return files
+
+
+def _read_archive(source: Path, suffixes: tuple[str, ...]) -> dict[str, bytes]:
+    """The files of a ``.tar.gz`` with these suffixes, read in one pass to the end of the stream.
+    tarfile takes a damaged member header for the end of the archive, so what follows its last
+    member must be the end-of-archive zeros; reading to the end makes gzip check the CRC and length
+    of all of it (a truncated stream ends early, a damaged one fails its CRC)."""
+    try:
+        with gzip.open(source) as stream, tarfile.open(fileobj=stream, mode="r:") as tar:
+            blobs = {m.name: tar.extractfile(m).read() for m in tar
+                     if m.isfile() and Path(m.name).suffix.lower() in suffixes}
+            if any(block.strip(b"\0") for block in iter(lambda: stream.read(1 << 20), b"")):
+                raise tarfile.ReadError(f"a damaged member header after {len(tar.members)} members")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DlfpError(f"{source} is a damaged or truncated archive ({e}); replace it with an intact "
+                        "copy") from None
+    return blobs
 
 
 def _download_or_explain(root: Path, download: bool) -> Path:
