@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, crash_and_resume, read_summary, run_inprocess
+from conftest import compose_config, crash_and_resume, read_summary, run_inprocess, without_hydra
 from omegaconf import OmegaConf
 from torch import nn
 
+from dlfp.config.checks import validate
+from dlfp.config.model import FastNetConfig
 from dlfp.engine.ema import Lookahead
+from dlfp.errors import DlfpError
 from dlfp.models.fastnet import FastNet
 from dlfp.tasks.classify import predict
 
@@ -30,6 +33,42 @@ def test_fastnet_shapes_and_frozen_parameters() -> None:
     assert "whiten.bias" not in frozen and "groups.0.norm1.bias" not in frozen
     first = model.groups[1].conv1.weight  # 64 -> 256: its first 64 filters start as identities
     assert torch.equal(first[:64, :, 1, 1], torch.eye(64)) and first[:64, :, 0].abs().sum() == 0
+
+
+WHITENING = "the whitening conv leaves image_size - whiten_kernel + 1 pixels a side"
+BAD_VALUES = [  # (overrides, what the one error line must say), as in tests/test_reliability.py
+    (["experiment=cifar_fast", "model.whiten_kernel=32"],
+     f"model.image_size=32, model.whiten_kernel=32, model.widths=[64, 256, 256]: {WHITENING}"),
+    (["experiment=cifar_fast_cpu", "model.whiten_kernel=26"], "whiten_kernel=26, model.widths=[64, 128"),
+    (["experiment=cifar_fast", "model.widths=[8,8,8,8,8]"], "model.widths=[8, 8, 8, 8, 8]: " + WHITENING),
+    (["experiment=cifar_fast", "model.image_size=8"], "model.image_size=8, model.whiten_kernel=2"),
+    (["experiment=cifar_fast", "model.whiten_kernel=0"], "model.whiten_kernel=0 must be >= 1"),
+    (["experiment=cifar_fast", "model.bn_momentum=2"], "model.bn_momentum=2.0 must be > 0 and <= 1"),
+    (["experiment=cifar_resnet18", "model.depth=20"], "model.depth=20: must be 18, 34 or 50"),
+    (["experiment=cifar_allcnn", "model.c2=0"], "model.c2=0 must be >= 1"),
+    (["experiment=cifar_allcnn", "model.dropout=1"], "model.dropout=1.0 must be >= 0 and < 1"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_VALUES, ids=[" ".join(o) for o, _ in BAD_VALUES])
+def test_a_cifar_model_that_cannot_fit_is_refused_before_any_data_loads(overrides, message) -> None:
+    with pytest.raises(DlfpError) as info:
+        validate(without_hydra(compose_config(overrides)))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("kernel", "widths"), [(25, [4, 4, 4]), (17, [4, 4, 4, 4])])
+def test_the_whiten_kernel_rule_admits_exactly_the_kernels_that_fit(kernel: int, widths: list[int]) -> None:
+    """The largest kernel the rule admits runs on 32x32 images; one more leaves a max-pool no pixels."""
+    [rule] = FastNetConfig.RULES
+    assert rule.check(32, kernel, widths) and not rule.check(32, kernel + 1, widths)
+    x = torch.randn(2, 3, 32, 32)
+    assert FastNet(widths=widths, whiten_kernel=kernel)(x).shape == (2, 10)
+    with pytest.raises(RuntimeError):
+        FastNet(widths=widths, whiten_kernel=kernel + 1)(x)
+    with pytest.raises(DlfpError, match="model.image_size=32 but the training images are 16x16; set "
+                                        "model.image_size=16"):
+        FastNet(widths=widths).fit_to_data(torch.randn(4, 3, 16, 16))
 
 
 def test_the_whitening_bias_trains_for_its_first_epochs_only(tmp_path: Path) -> None:
@@ -88,7 +127,10 @@ def test_lookahead_matches_a_written_out_loop() -> None:
                 p.add_(noise)
                 q.add_(noise)
         lookahead.update(step)
-        pulls = ([0.8 * (step / 7) ** 3] if step % 2 == 0 else []) + ([1.0] if step == 7 else [])
+        if step == 7:
+            lookahead.finish(step)  # the last update pulls too, though 7 is no multiple of 2
+        # the first pull starts the average (d = 0); the last one merges update 7 into it
+        pulls = {2: [0.0], 4: [0.8 * (4 / 7) ** 3], 6: [0.8 * (6 / 7) ** 3], 7: [0.8]}.get(step, [])
         for d in pulls:
             for k in average:
                 average[k] = d * average[k] + (1 - d) * reference[k]

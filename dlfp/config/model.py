@@ -70,6 +70,13 @@ class FastNetConfig:
     bn_momentum: float = limit(0.4, gt=0, le=1)  # torch's convention: weight of the new batch statistics
     bn_eps: float = limit(1e-12, gt=0)
     whiten_bias_epochs: int | None = limit(3, ge=0)  # the whitening bias trains this long (null: always)
+    image_size: int = limit(32, ge=1)  # height and width of the input images
+
+    RULES: ClassVar = (Rule(("image_size", "whiten_kernel", "widths"),
+                            lambda size, kernel, widths: size - kernel + 1 >= 2 ** len(widths),
+                            "the whitening conv leaves image_size - whiten_kernel + 1 pixels a side, which "
+                            "each conv group halves (max-pool 2): it must be at least 2^len(widths) "
+                            "(whiten_kernel <= 25 for 3 groups on 32x32 images)"),)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlfp.errors import DlfpError
+
 
 class FrozenScaleBatchNorm(nn.BatchNorm2d):
     """BatchNorm whose scale stays 1: only the shift is trained (fewer, better-conditioned
@@ -49,9 +51,9 @@ def dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:
 class FastNet(nn.Module):
     def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (64, 256, 256), num_classes: int = 10,
                  whiten_kernel: int = 2, logit_scale: float = 1 / 9, bn_momentum: float = 0.4,
-                 bn_eps: float = 1e-12, whiten_bias_epochs: int | None = 3) -> None:
+                 bn_eps: float = 1e-12, whiten_bias_epochs: int | None = 3, image_size: int = 32) -> None:
         super().__init__()
-        self.num_classes, self.in_channels = num_classes, in_channels
+        self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         self.whiten_bias_epochs = whiten_bias_epochs
         whiten_width = 2 * in_channels * whiten_kernel**2
         self.whiten = nn.Conv2d(in_channels, whiten_width, whiten_kernel, bias=True)
@@ -78,7 +80,12 @@ class FastNet(nn.Module):
     @torch.no_grad()
     def fit_to_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
         """Set the whitening filters from (standardised) training images: each eigenvector v of the
-        patch covariance, scaled by 1/sqrt(eigenvalue + eps), and -v."""
+        patch covariance, scaled by 1/sqrt(eigenvalue + eps), and -v. The images must be the
+        size the config's checks took (``image_size``), or the max-pools may run out of pixels."""
+        if tuple(images.shape[2:]) != (self.image_size,) * 2:
+            size = "x".join(map(str, images.shape[2:]))
+            raise DlfpError(f"model.image_size={self.image_size} but the training images are {size}; "
+                            f"set model.image_size={images.shape[-1]}")
         k = self.whiten.kernel_size[0]
         c = images.shape[1]
         patches = images.float().unfold(2, k, 1).unfold(3, k, 1)  # (n, c, h', w', k, k)
