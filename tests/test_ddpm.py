@@ -7,8 +7,16 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import ROOT, crash_and_resume, read_summary, run_inprocess
+from conftest import ROOT, compose_config, crash_and_resume, read_summary, run_inprocess, without_hydra
+
+from dlfp.config.checks import validate
+from dlfp.engine.checkpoint import save_checkpoint
+from dlfp.errors import DlfpError
+from dlfp.tasks import ddpm
+from dlfp.viz.diffusion import plot_denoising
+from dlfp.viz.mosaic import grid_shape, tile_grid
 
 TINY_DDPM = ["experiment=ddpm", "hardware=cpu", "hardware.threads=1", "model.widths=[8,16,16]",
              "model.groups=4", "train.steps=12", "train.eval_every=6", "train.log_every=3",
@@ -21,10 +29,10 @@ FIGURES = ["noising.png", "loss.png", "loss_per_timestep.png", "samples.png", "d
 def test_tiny_ddpm_run_writes_every_figure_and_samples_from_its_checkpoint(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """In process: dlfp-reproduce's smoke run (tests/test_reproduce.py) runs the DDPM through the CLI."""
-    run_dir = tmp_path / "run"
-    run_inprocess(TINY_DDPM, run_dir)
+    run_dir = tmp_path / "run"  # T = 20: the linear schedule's scaled end reaches 1, clipped at 0.999
+    run_inprocess([o.replace("ddpm.timesteps=40", "ddpm.timesteps=20") for o in TINY_DDPM], run_dir)
     metrics = read_summary(run_dir)["metrics"]
-    assert metrics["steps"] == 12 and {"val/loss_t5", "val/loss_t35", "val/loss"} <= set(metrics)
+    assert metrics["steps"] == 12 and {"val/loss_t2", "val/loss_t17", "val/loss"} <= set(metrics)
     for name in FIGURES:
         assert (run_dir / "plots" / name).stat().st_size > 5_000, name
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -77,3 +85,102 @@ def test_quality_table_scores_every_sampler_and_the_real_images(tmp_path: Path,
     assert m["ddpm_T40/seconds_per_image"] > m["ddim_S5_eta0/seconds_per_image"] > 0
     assert m["real_train/frechet"] < m["ddim_S5_eta0/frechet"]  # 12 updates make noise, not digits
     assert "| ddim_S10_eta1 |" in (run_dir / "quality.md").read_text()
+
+
+# ---- bad settings: one error before any data loads, or before the model is built ---------------
+
+BAD_SETTINGS = [  # (overrides, what the one error line must say), found by the schema check
+    (["model.groups=3"], "model.widths=[16, 32, 64], model.groups=3: GroupNorm splits every width"),
+    (["model.widths=[]"], "model.widths=[]: give at least one width"),
+    (["ddpm.timesteps=10"], "ddpm.grid_sampler_steps=100, ddpm.timesteps=10: DDIM takes at most T steps"),
+    (["ddpm.grid_sampler_steps=1001"], "ddpm.grid_sampler_steps=1001, ddpm.timesteps=1000"),
+    (["ddpm.timesteps=8", "ddpm.grid_sampler_steps=8"],
+     "ddpm.loss_buckets=10, ddpm.timesteps=8: each timestep bucket needs a timestep of its own"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_SETTINGS, ids=[" ".join(o) for o, _ in BAD_SETTINGS])
+def test_settings_that_cannot_work_are_one_error_at_the_schema_check(overrides, message) -> None:
+    with pytest.raises(DlfpError) as info:
+        validate(without_hydra(compose_config(["experiment=ddpm", *overrides])))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def _fake_checkpoint(path: Path, task: str, dataset: dict) -> Path:
+    save_checkpoint(path, {"config": json.dumps({"task": task, "dataset": dataset})})
+    return path
+
+
+MNIST5K = {"_target_": "dlfp.data.mnist5k.load_mnist5k", "name": "mnist5k"}
+
+
+def _bad_quality_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    fashion = _fake_checkpoint(tmp_path / "fashion.pt", "classify",
+                               {"_target_": "dlfp.data.mnist.load_mnist", "name": "fashion_mnist"})
+    cifar = _fake_checkpoint(tmp_path / "cifar.pt", "classify", {"_target_": "dlfp.data.cifar.load_cifar10"})
+    vae = _fake_checkpoint(tmp_path / "vae.pt", "vae", MNIST5K)
+    mnist = _fake_checkpoint(tmp_path / "mnist.pt", "classify", {"_target_": "dlfp.data.mnist.load_mnist",
+                                                                 "name": "mnist"})
+    return [
+        ([f"ddpm.quality.classifier={tmp_path / 'nothing'}"],
+         f"ddpm.quality.classifier: {tmp_path / 'nothing'} holds no checkpoint"),
+        ([f"ddpm.quality.classifier={vae}"], f"ddpm.quality.classifier: {vae} is a checkpoint of task 'vae'"),
+        ([f"ddpm.quality.classifier={fashion}"],
+         f"ddpm.quality.classifier={fashion} was trained on fashion_mnist images, but this run's are mnist"),
+        ([f"ddpm.quality.classifier={cifar}"], "was trained on cifar10 images, but this run's are mnist"),
+        ([f"ddpm.quality.classifier={mnist}", f"ddpm.quality.vae={tmp_path / 'none'}"],
+         f"ddpm.quality.vae: {tmp_path / 'none'} holds no checkpoint"),
+        ([f"ddpm.quality.classifier={mnist}", "ddpm.quality.ddim_steps=[20,50]"],
+         "ddpm.quality.ddim_steps=[20, 50]: [50] exceed ddpm.timesteps=40"),
+    ]
+
+
+def test_what_the_quality_table_reads_is_checked_before_any_data_loads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing, foreign-task or other-images classifier (or VAE), or DDIM rows longer than T,
+    were found after all training; mnist5k and full-MNIST classifiers both fit (the same digits)."""
+    def no_data(*args, **kwargs):
+        raise AssertionError("data loaded before the check")
+
+    monkeypatch.setattr(ddpm, "instantiate", no_data)
+    for overrides, message in _bad_quality_inputs(tmp_path):
+        with pytest.raises(DlfpError) as info:
+            run_inprocess([*TINY_DDPM, *overrides], tmp_path / "run")
+        assert message in str(info.value), overrides
+    mnist5k = _fake_checkpoint(tmp_path / "mnist5k.pt", "classify", MNIST5K)
+    with pytest.raises(AssertionError, match="data loaded"):  # passes the checks, reaches the data
+        run_inprocess([*TINY_DDPM, f"ddpm.quality.classifier={mnist5k}", "ddpm.quality.ddim_steps=[5]"],
+                      tmp_path / "run")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.in_channels=3", "model.in_channels=3 but dataset mnist5k has 1-channel images; "
+                            "set model.in_channels=1"),
+    ("model.widths=[8,8,8,8]", "model.widths=[8, 8, 8, 8] halves the image 3 times, but dataset "
+                               "mnist5k's images are 28x28, not multiples of 8"),
+])
+def test_a_model_that_does_not_fit_the_images_is_refused_before_it_is_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str, message: str) -> None:
+    monkeypatch.setattr(ddpm, "build_model", lambda cfg: pytest.fail("model built"))
+    with pytest.raises(DlfpError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        run_inprocess([*TINY_DDPM, override], tmp_path / "run")
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+
+def test_image_grid_fills_its_cells_and_leaves_no_black_image() -> None:
+    """8 images made a 3 x 3 grid with a black ninth cell (the smoke report's DDPM grid)."""
+    assert [grid_shape(n) for n in (8, 64, 6, 7, 10)] == [(2, 4), (8, 8), (2, 3), (3, 3), (2, 5)]
+    tiles = tile_grid(np.ones((7, 4, 4)))
+    assert tiles.shape == (3, 3, 4, 4)
+    assert np.isnan(tiles.reshape(9, -1)[7:]).all() and (tiles.reshape(9, -1)[:7] == 1).all()
+
+
+def test_denoising_title_names_the_sampler_it_is_given(tmp_path: Path, monkeypatch) -> None:
+    titles = []
+    monkeypatch.setattr("matplotlib.axes.Axes.set_xlabel", lambda ax, text, **kw: titles.append(text))
+    grid = np.zeros((2, 3, 4, 4))
+    plot_denoising(grid, [9, 4, -1], tmp_path / "a.png", sampler="DDPM, 10 steps")
+    plot_denoising(grid, [9, 4, -1], tmp_path / "b.png")
+    assert titles == ["reverse process: noise -> sample (DDPM, 10 steps)", "reverse process: noise -> sample"]

@@ -49,10 +49,25 @@ def test_linear_schedule_endpoints_and_scaling() -> None:
     torch.testing.assert_close(s200.betas[1] - s200.betas[0], torch.tensor((0.1 - 5e-4) / 199, dtype=F64))
     assert s.alpha_bars[0].item() == pytest.approx(1 - 1e-4)
     torch.testing.assert_close(s.alpha_bars, torch.cumprod(1 - s.betas, 0))
-    with pytest.raises(ValueError, match="more than 20 steps"):
-        noise_schedule("linear", 20)
     with pytest.raises(ValueError, match="unknown noise schedule"):
         noise_schedule("quadratic", 100)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_every_schedule_length_the_schema_allows_samples_finite_images(kind: str) -> None:
+    """T <= 20 scales the linear schedule's end 20/T to 1 or more (it raised before): every beta is
+    now clipped at 0.999, as the cosine's, so both samplers run, clipped or not, for every T >= 2."""
+    for steps in (2, 3, 10, 20, 21):
+        s = noise_schedule(kind, steps)
+        assert ((s.betas > 0) & (s.betas <= 0.999)).all() and (s.alpha_bars > 0).all(), steps
+        for sampler, clip in (("ddpm", True), ("ddim", True), ("ddim", False)):
+            x, _ = sample(linear_eps, s, (2, 1, 4, 4), sampler=sampler, eta=1.0, clip=clip,
+                          generator=torch.Generator().manual_seed(0))
+            assert torch.isfinite(x).all(), (steps, sampler, clip)
+        loss, _ = diffusion_loss(linear_eps, s, torch.zeros(2, 1, 4, 4), torch.Generator().manual_seed(0))
+        assert torch.isfinite(loss), steps
+    linear = noise_schedule("linear", 21).betas
+    assert linear[-1].item() == pytest.approx(20 / 21) and linear[-1] < 0.999  # unclipped above 20
 
 
 @pytest.mark.parametrize("steps", [50, 1000])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar
 
-from dlfp.config.checks import limit
+from dlfp.config.checks import Rule, limit
 
 
 class NoiseKind(Enum):
@@ -27,6 +28,12 @@ class UNetConfig:
     attention: bool = False  # self-attention at the lowest resolution (7x7)
     groups: int = limit(8, ge=1)  # GroupNorm groups; every width must be a multiple
     dropout: float = limit(0.0, ge=0, lt=1)
+
+    RULES: ClassVar = (
+        Rule(("widths",), lambda widths: len(widths) >= 1, "give at least one width"),
+        Rule(("widths", "groups"), lambda widths, groups: all(w % groups == 0 for w in widths),
+             "GroupNorm splits every width into groups: each width must be a multiple of groups"),
+    )
 
 
 @dataclass
@@ -55,6 +62,13 @@ class DDPMSectionConfig:
     loss_images: int = limit(500, ge=1)  # validation images for the loss per timestep bucket
     loss_buckets: int = limit(10, ge=1)
     quality: QualityConfig = field(default_factory=QualityConfig)
+
+    RULES: ClassVar = (
+        Rule(("grid_sampler_steps", "timesteps"), lambda steps, T: steps <= T,
+             "DDIM takes at most T steps: set grid_sampler_steps <= timesteps"),
+        Rule(("loss_buckets", "timesteps"), lambda buckets, T: buckets <= T,
+             "each timestep bucket needs a timestep of its own: set loss_buckets <= timesteps"),
+    )
 
 
 SCHEMAS = {"ddpm": {"ddpm": DDPMSectionConfig}, "model": {"unet": UNetConfig}}

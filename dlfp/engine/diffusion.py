@@ -36,25 +36,28 @@ class NoiseSchedule:
         return torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bars[:-1]])
 
 
+MAX_BETA = 0.999  # Nichol & Dhariwal's bound: beta = 1 would make abar_t = 0 and x_0 unrecoverable
+
+
 def noise_schedule(kind: str, steps: int) -> NoiseSchedule:
     """``linear``: beta from 1e-4 to 0.02 at T = 1000 (Ho et al.), both ends scaled by 1000/T for
     other T so that abar_{T-1} stays near zero (Nichol & Dhariwal's get_named_beta_schedule).
     ``cosine``: abar(t) = f(t)/f(0), f(t) = cos^2(((t/T) + s)/(1 + s) pi/2), s = 0.008 (Nichol &
-    Dhariwal 2021): beta_t = 1 - f(t+1)/f(t), clipped at 0.999 against the singularity at t = T."""
+    Dhariwal 2021): beta_t = 1 - f(t+1)/f(t). Both are clipped at ``MAX_BETA``: the cosine against
+    its singularity at t = T, the linear one for T <= 20, where the scaled end 20/T reaches 1; so
+    every T >= 1 gives a schedule with every beta in (0, 1)."""
     if steps < 1:
         raise ValueError(f"a noise schedule needs at least one step, got {steps}")
     if kind == "linear":
         scale = 1000.0 / steps
-        if 0.02 * scale >= 1.0:
-            raise ValueError(f"the scaled linear schedule needs more than 20 steps (beta_end = "
-                             f"{0.02 * scale:g} >= 1 for {steps}); use more steps or the cosine schedule")
         betas = torch.linspace(1e-4 * scale, 0.02 * scale, steps, dtype=torch.float64)
     elif kind == "cosine":
         s = 0.008
         f = torch.cos((torch.arange(steps + 1, dtype=torch.float64) / steps + s) / (1 + s) * math.pi / 2) ** 2
-        betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+        betas = 1 - f[1:] / f[:-1]
     else:
         raise ValueError(f"unknown noise schedule {kind!r}: use 'linear' or 'cosine'")
+    betas = betas.clamp(max=MAX_BETA)
     alphas = 1 - betas
     return NoiseSchedule(betas, alphas, torch.cumprod(alphas, 0))
 

@@ -6,7 +6,9 @@ transforms' statistics are the training run's."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -42,3 +44,29 @@ def trained_data(trained: dict, data_dir: str) -> ImageData:
     if not isinstance(data, ImageData):
         raise DlfpError(f"the checkpoint's dataset {dataset.get('_target_')} is not an image dataset")
     return data
+
+
+SAME_IMAGES = {"mnist5k": "mnist"}  # the 5,000 embedded digits are MNIST's own
+
+
+def image_source(dataset: Mapping[str, Any]) -> str:
+    """Which images a dataset config reads: its ``name`` (mnist, fashion_mnist, mnist5k -> mnist)
+    or, for loaders without one, the loader's (cifar10, cifar_synthetic)."""
+    name = dataset.get("name") or str(dataset.get("_target_", "")).rsplit(".", 1)[-1].removeprefix("load_")
+    return SAME_IMAGES.get(name, name)
+
+
+def check_trained(path: Path | str, task: str, dataset: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The checkpoint that config key ``key`` names, checked before any data loads (reading it is
+    cheap; finding it missing after hours of training is not): it exists, is a ``task`` run's, and
+    was trained on the images of ``dataset`` (this run's dataset config). One DlfpError naming
+    ``key`` otherwise."""
+    try:
+        checkpoint = load_trained(Path(str(path)).expanduser(), task)
+    except DlfpError as e:
+        raise DlfpError(f"{key}: {e}") from None
+    trained, wanted = image_source(json.loads(checkpoint["config"])["dataset"]), image_source(dataset)
+    if trained != wanted:
+        raise DlfpError(f"{key}={path} was trained on {trained} images, but this run's are {wanted}: "
+                        f"name a {task} run trained on {wanted}")
+    return checkpoint

@@ -70,6 +70,11 @@ class Attention(nn.Module):
         return x + self.out(y.transpose(1, 2).reshape(b, c, h, w))
 
 
+def size_multiple(widths: Sequence[int]) -> int:
+    """Image sides must be multiples of this: each level after the first halves them."""
+    return 2 ** (len(widths) - 1)
+
+
 class UNet(nn.Module):
     """eps_theta(x_t, t): (B, C, H, W) and (B,) integer timesteps -> (B, C, H, W).
 
@@ -117,7 +122,7 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(widths[0], in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        factor = 2 ** (self.levels - 1)
+        factor = size_multiple(self.widths)
         if x.shape[-1] % factor or x.shape[-2] % factor:
             raise ValueError(f"image size {tuple(x.shape[-2:])} must be divisible by {factor} "
                              f"for {self.levels} levels")

@@ -33,9 +33,11 @@ from dlfp.engine.optim import build_optimizer
 from dlfp.engine.progress import Progress
 from dlfp.engine.run import Run
 from dlfp.engine.sample_quality import Scored, class_counts, quality, score_images
-from dlfp.engine.trained_classifier import load_classifier
+from dlfp.engine.trained_classifier import check_trained, load_classifier
 from dlfp.engine.updates import TorchUpdate
+from dlfp.errors import DlfpError
 from dlfp.models import build_model
+from dlfp.models.unet import size_multiple
 from dlfp.viz.diffusion import plot_denoising, plot_loss_per_timestep, plot_noising
 from dlfp.viz.mosaic import plot_image_grid
 
@@ -44,7 +46,9 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, dcfg = run.hw, cfg.ddpm
+    check_quality_inputs(cfg)
     data: ImageData = instantiate(cfg.dataset)
+    check_model_fits(cfg.model, data)
     transforms = build_transforms(cfg.train.transforms, data)
     loader = Loader(Split(x=data.train.x).to(hw.device), int(cfg.train.batch_size), shuffle=True,
                     seed=cfg.seed, transforms=transforms, rank=hw.ranks.rank,
@@ -80,6 +84,34 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     else:
         log.info("no sample quality: set ddpm.quality.classifier to a run of experiment=mnist_cnn")
     return summary
+
+
+def check_quality_inputs(cfg: DictConfig) -> None:
+    """Before any data loads: what the quality table reads after training (the trained classifier
+    and VAE, the DDIM step counts) must exist and fit, or the whole training is lost to a typo."""
+    qcfg, steps = cfg.ddpm.quality, int(cfg.ddpm.timesteps)
+    if not qcfg.classifier:
+        return
+    check_trained(str(qcfg.classifier), "classify", cfg.dataset, "ddpm.quality.classifier")
+    if qcfg.vae:
+        check_trained(str(qcfg.vae), "vae", cfg.dataset, "ddpm.quality.vae")
+    too_many = [int(s) for s in qcfg.ddim_steps if int(s) > steps]
+    if too_many:
+        raise DlfpError(f"ddpm.quality.ddim_steps={list(qcfg.ddim_steps)}: {too_many} exceed "
+                        f"ddpm.timesteps={steps} (DDIM takes at most T steps); use steps <= {steps}")
+
+
+def check_model_fits(model_cfg: DictConfig, data: ImageData) -> None:
+    """The UNet's channels and halvings against the data's images, before anything is built."""
+    _, channels, height, width = data.train.x.shape
+    if int(model_cfg.in_channels) != channels:
+        raise DlfpError(f"model.in_channels={model_cfg.in_channels} but dataset {data.name} has "
+                        f"{channels}-channel images; set model.in_channels={channels}")
+    multiple = size_multiple(model_cfg.widths)
+    if height % multiple or width % multiple:
+        raise DlfpError(f"model.widths={list(model_cfg.widths)} halves the image {len(model_cfg.widths) - 1} "
+                        f"times, but dataset {data.name}'s images are {height}x{width}, not multiples of "
+                        f"{multiple}; use fewer widths")
 
 
 def display_images(x: torch.Tensor) -> np.ndarray:
@@ -124,10 +156,10 @@ def figures(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module
     images, trajectory = sample(model, schedule, shape, sampler="ddim", steps=int(dcfg.grid_sampler_steps),
                                 eta=float(dcfg.eta), generator=generator, clip=bool(dcfg.clip), keep=8,
                                 device=held_out.device)
-    plot_image_grid(display_images(images), run.plots_dir / "samples.png",
-                    title=f"DDIM, {dcfg.grid_sampler_steps} steps, EMA weights")
+    sampler = f"DDIM, {dcfg.grid_sampler_steps} steps, eta {float(dcfg.eta):g}"
+    plot_image_grid(display_images(images), run.plots_dir / "samples.png", title=f"{sampler}, EMA weights")
     rows = np.stack([display_images(x[:6]) for _, x in trajectory], axis=1)  # (6, snapshots, H, W)
-    plot_denoising(rows, [t for t, _ in trajectory], run.plots_dir / "denoising.png")
+    plot_denoising(rows, [t for t, _ in trajectory], run.plots_dir / "denoising.png", sampler=sampler)
 
 
 def quality_table(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module,

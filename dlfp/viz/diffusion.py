@@ -31,10 +31,12 @@ def plot_noising(grid: np.ndarray, steps: Sequence[int], path: Path) -> Path:
     return _grid_figure(grid, [f"t={t}" for t in steps], title, path)
 
 
-def plot_denoising(grid: np.ndarray, steps: Sequence[int], path: Path) -> Path:
-    """Sampling trajectories: each row one sample, from x_{T-1} (pure noise) to the sample (t = -1)."""
+def plot_denoising(grid: np.ndarray, steps: Sequence[int], path: Path, sampler: str | None = None) -> Path:
+    """Sampling trajectories: each row one sample, from x_{T-1} (pure noise) to the sample (t = -1);
+    ``sampler`` (e.g. "DDIM, 100 steps, eta 0") goes into the title."""
     labels = ["sample" if t < 0 else f"t={t}" for t in steps]
-    return _grid_figure(grid, labels, "reverse process: noise -> sample (DDIM)", path)
+    title = "reverse process: noise -> sample" + (f" ({sampler})" if sampler else "")
+    return _grid_figure(grid, labels, title, path)
 
 
 def plot_loss_per_timestep(records: Sequence[dict[str, Any]], plots_dir: Path) -> tuple[Path, Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -33,14 +34,31 @@ def show_mosaic(ax: plt.Axes, images: np.ndarray) -> float:
     return images.shape[-1] + 1.0
 
 
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, cols) for ``n`` images: a near-square that ``n`` fills exactly when one exists with
+    at most twice the square's columns (8 -> 2 x 4), else ceil(sqrt(n)) columns and a short last
+    row (7 -> 3 x 3, two cells empty)."""
+    square = math.isqrt(n - 1) + 1 if n > 0 else 1  # ceil(sqrt(n))
+    exact = next((c for c in range(square, 2 * square + 1) if n % c == 0), None)
+    cols = exact or square
+    return -(-n // cols), cols
+
+
+def tile_grid(images: np.ndarray) -> np.ndarray:
+    """Images (N, side, side) as (rows, cols, side, side) of ``grid_shape(N)``; the cells no image
+    fills are NaN, which imshow leaves as the figure's background instead of a black image."""
+    n, side = len(images), images.shape[-1]
+    rows, cols = grid_shape(n)
+    tiles = np.full((rows * cols, side, side), np.nan)
+    tiles[:n] = images
+    return tiles.reshape(rows, cols, side, side)
+
+
 def plot_image_grid(images: np.ndarray, path: Path, *, title: str) -> Path:
     """Images (N, side, side) with values in 0..1 in a near-square grid."""
-    n, side = len(images), images.shape[-1]
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    tiles = np.zeros((rows * cols, side, side))
-    tiles[:n] = images
+    tiles = tile_grid(images)
+    rows, cols = tiles.shape[:2]
     fig, ax = plt.subplots(figsize=(0.6 * cols + 0.6, 0.6 * rows + 0.8))
-    show_mosaic(ax, tiles.reshape(rows, cols, side, side))
+    show_mosaic(ax, tiles)
     ax.set_title(title, fontsize=8)
     return save_figure(fig, path)
