@@ -15,6 +15,7 @@ from torch import nn
 from dlfp.data.transforms import Standardize
 from dlfp.engine.attacks import PixelModel, adversarial_batch, fgsm, pgd
 from dlfp.errors import DlfpError
+from dlfp.tasks.adversarial import step_changes
 
 EPS = 8 / 255
 TINY_FAST = ["experiment=cifar_fast", "dataset=cifar_synthetic", "dataset.n_train=64", "dataset.val_size=0",
@@ -74,6 +75,14 @@ def test_iterative_fgsm_raises_the_loss_on_average_at_every_step() -> None:
     assert all(after > before for before, after in zip(means, means[1:])), means
 
 
+def test_ifgsm_step_fractions_count_ties_apart_from_rises() -> None:
+    """``>=`` counted an unchanged loss (a saturated softmax, a zero gradient) as a rise."""
+    losses = torch.tensor([[1.0, 2.0, 3.0], [1.5, 2.0, 2.0], [1.5, 2.0, 2.5]])  # (steps + 1, images)
+    # image 0: a rise, then a tie; image 1: two ties; image 2: a fall, then a rise
+    assert step_changes(losses) == {"ifgsm/step_increase_fraction": pytest.approx(2 / 6),
+                                    "ifgsm/step_tie_fraction": pytest.approx(3 / 6)}
+
+
 def test_unknown_adversarial_training_kind_is_one_clear_error() -> None:
     with pytest.raises(DlfpError, match="train.adversarial='mim' is unknown; use none, fgsm_rs or pgd"):
         adversarial_batch(tiny_pixel_model(), *images(), "mim", EPS, 1)
@@ -95,6 +104,7 @@ def test_the_analysis_of_a_trained_checkpoint(tmp_path: Path) -> None:
         assert 0 <= metrics[key] <= 1, key
     assert metrics["pgd2/accuracy"] <= metrics["subset/clean_accuracy"]
     assert metrics["ifgsm/loss_final"] > metrics["ifgsm/loss_clean"]
+    assert metrics["ifgsm/step_increase_fraction"] + metrics["ifgsm/step_tie_fraction"] <= 1
     records = [json.loads(line) for line in (analysis / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "ifgsm"] == list(range(6))
     figures = ("input_gradients_correct.png", "ifgsm_loss.png", "ifgsm_progression.png",

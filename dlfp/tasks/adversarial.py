@@ -124,6 +124,14 @@ def iterative_fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps
                         loss_median=float(values.median()))
     plot_loss_per_step(by_step, run.plots_dir / "ifgsm_loss.png", eps_255=eps * 255)
     plot_progression(progression, run.plots_dir / "ifgsm_progression.png", eps=eps)
-    increases = (by_step[1:] >= by_step[:-1]).float().mean()
     return {"ifgsm/accuracy": correct / len(y), "ifgsm/loss_clean": float(by_step[0].mean()),
-            "ifgsm/loss_final": float(by_step[-1].mean()), "ifgsm/step_increase_fraction": float(increases)}
+            "ifgsm/loss_final": float(by_step[-1].mean()), **step_changes(by_step)}
+
+
+def step_changes(by_step: torch.Tensor) -> dict[str, float]:
+    """Of all (image, step) pairs of the losses (steps + 1, images): the fraction where the step
+    raised the loss strictly, and the fraction where it left it exactly unchanged (a saturated
+    loss, a zero gradient): ties are not rises."""
+    before, after = by_step[:-1], by_step[1:]
+    return {"ifgsm/step_increase_fraction": float((after > before).float().mean()),
+            "ifgsm/step_tie_fraction": float((after == before).float().mean())}
