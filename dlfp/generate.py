@@ -4,7 +4,10 @@ checkpoint alone (the model's constructor arguments and the tokenizer travel ins
     dlfp-generate outputs/lm/2026-11-29/10-00-00 --prompt "To be or not to" --new-tokens 200
     dlfp-generate run/checkpoints/last.pt --temperature 0.8 --top-p 0.95 --seed 3 --no-cache
 
-Without ``--prompt`` it continues the three prompts of the run's ``lm.sample.prompts``.
+Without ``--prompt`` it continues the three prompts of the run's ``lm.sample.prompts``. The
+sampling flags have the ranges of the ``lm.sample`` keys they stand for (dlfp/config/lm.py); a
+prompt's characters that the tokenizer has no token for are named in a warning, since the model
+never sees them.
 """
 
 from __future__ import annotations
@@ -19,24 +22,31 @@ from types import SimpleNamespace
 import torch
 from tokenizers import Tokenizer
 
+from dlfp.config.checks import ToolParser, option_type
+from dlfp.config.hardware import HardwareConfig
+from dlfp.config.lm import SampleConfig
 from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
 from dlfp.tasks.lm import generate_text
 
+# flags that replace the run's lm.sample keys, read with those keys' types and ranges
+SAMPLE_FLAGS = {"new_tokens": "tokens to sample per prompt", "temperature": "0: the most likely token",
+                "top_k": "sample among the k most likely tokens (null: all)",
+                "top_p": "... and the smallest set of mass p (null: no such limit)",
+                "seed": "the sampling noise"}
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dlfp-generate", description="Sample text from a checkpoint "
-                                     "of experiment=lm (or lm_bench).")
+    parser = ToolParser(prog="dlfp-generate", description="Sample text from a checkpoint of experiment=lm "
+                        "(or lm_bench).")
     parser.add_argument("checkpoint", type=Path, help="a run directory of task lm or its checkpoints/last.pt")
     parser.add_argument("--prompt", action="append", help="a prompt (repeatable); default: the run's prompts")
-    parser.add_argument("--new-tokens", type=int, default=None, help="tokens to sample per prompt")
-    parser.add_argument("--temperature", type=float, default=None, help="0: the most likely token")
-    parser.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
-    parser.add_argument("--top-p", type=float, default=None, help="... and the smallest set of mass p")
-    parser.add_argument("--seed", type=int, default=None)
+    for name, says in SAMPLE_FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=option_type(SampleConfig, name),
+                            default=argparse.SUPPRESS, help=f"{says} (default: the run's lm.sample.{name})")
     parser.add_argument("--no-cache", action="store_true", help="recompute every position each step")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=option_type(HardwareConfig, "threads"), default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -47,16 +57,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     sample = json.loads(checkpoint["config"])["lm"]["sample"]
-    chosen = {"new_tokens": args.new_tokens, "temperature": args.temperature, "top_k": args.top_k,
-              "top_p": args.top_p, "seed": args.seed}
-    sample.update({k: v for k, v in chosen.items() if v is not None})
+    sample.update({name: getattr(args, name) for name in SAMPLE_FLAGS if hasattr(args, name)})
     settings = SimpleNamespace(**sample, use_cache=not args.no_cache)
     for prompt in args.prompt or sample["prompts"]:
+        unknown = unknown_characters(tokenizer, prompt)
+        if unknown:
+            print(f"warning: the tokenizer has no token for {', '.join(map(repr, unknown))}: the prompt "
+                  f"{prompt!r} goes to the model without them", file=sys.stderr)
         began = time.perf_counter()
         text = generate_text(model, tokenizer, prompt, settings)
         seconds = time.perf_counter() - began
         print(f"--- {prompt}  ({settings.new_tokens} tokens in {seconds:.2f} s)\n{text}\n")
     return 0
+
+
+def unknown_characters(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The characters of ``text`` that encode to the unknown token (and so vanish from the model's
+    input and from the decoded text), each once, in order."""
+    encoding, unk = tokenizer.encode(text), tokenizer.token_to_id("[UNK]")
+    return list(dict.fromkeys(ch for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == unk
+                              for ch in text[start:end]))
 
 
 if __name__ == "__main__":

@@ -298,7 +298,7 @@ def parse(argv: list[str]) -> dict[str, str]:
         key, sep, value = arg.partition("=")
         if not sep or key not in options:
             raise DlfpError(f"unknown argument {arg!r}; use size=smoke|cpu|gpu, out=DIR, parts=a,b "
-                            f"(parts: {', '.join(p.name for p in PARTS)})")
+                            f"(parts: {', '.join(p.name for p in PARTS)}), or --help")
         options[key] = value
     if options["size"] not in SIZES:
         raise DlfpError(f"size={options['size']} is not one of {', '.join(SIZES)}")
@@ -309,9 +309,19 @@ def parse(argv: list[str]) -> dict[str, str]:
     return options
 
 
+def usage() -> str:
+    """What ``--help`` prints: the arguments, this module's description and the parts."""
+    return (f"usage: dlfp-reproduce [size={'|'.join(SIZES)}] [out=DIR] [parts=a,b]\n\n{__doc__.strip()}\n\n"
+            f"parts: {', '.join(p.name for p in PARTS)}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(usage())
+        return 0
     try:
-        options = parse(sys.argv[1:] if argv is None else argv)
+        options = parse(argv)
     except DlfpError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

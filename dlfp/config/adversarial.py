@@ -16,8 +16,9 @@ from dlfp.config.checks import limit
 class AdversarialConfig:
     checkpoint: str | None = None  # a classifier run directory (its checkpoints/last.pt) or a .pt file
     split: str = "test"  # the split attacked
-    eps: float = limit(8.0, gt=0)  # the study's eps, in 1/255: FGSM on the whole split, PGD, I-FGSM
-    eps_curve: list[float] = limit(factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0], gt=0)  # accuracy against eps
+    # eps in 1/255 pixel steps, at most the pixel range (255): a larger ball holds every image
+    eps: float = limit(8.0, gt=0, le=255)  # the study's eps: FGSM on the whole split, PGD, I-FGSM
+    eps_curve: list[float] = limit(factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0], gt=0, le=255)  # accuracy(eps)
     ifgsm_steps: int = limit(5, ge=1)  # iterative FGSM (BIM): steps of eps / ifgsm_steps, no random start
     pgd_steps: list[int] = limit(factory=lambda: [10, 20], ge=1)  # PGD, random start, step 2.5 eps / steps
     curve_pgd_steps: int = limit(10, ge=1)  # PGD steps of the accuracy-against-eps curve

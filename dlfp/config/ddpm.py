@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
-from dlfp.config.checks import Rule, limit
+from dlfp.config.checks import SEED, Rule, limit
 
 
 class NoiseKind(Enum):
@@ -43,7 +43,7 @@ class QualityConfig:
     reference_images: int = limit(10000, ge=2)  # real images (test split, else validation) for the reference
     ddpm: bool = True  # score ancestral DDPM with all T steps
     ddim_steps: list[int] = limit(factory=lambda: [100, 50, 20, 10], ge=1)  # DDIM rows: each S ...
-    ddim_etas: list[float] = limit(factory=lambda: [0.0, 1.0], ge=0)  # ... with each eta
+    ddim_etas: list[float] = limit(factory=lambda: [0.0, 1.0], ge=0, le=1)  # ... with each eta
     vae: str | None = None  # a run dir of experiment=vae: its samples as a row beside the DDPM's
     bootstrap: int = limit(10, ge=2)  # resamples for the Frechet distance's sampling error
     batch_size: int = limit(250, ge=1)  # images generated at once
@@ -55,8 +55,8 @@ class DDPMSectionConfig:
     noise: NoiseKind = NoiseKind.linear
     variance: PosteriorVariance = PosteriorVariance.beta
     clip: bool = True  # clip the predicted x_0 to [-1, 1] at every sampling step
-    eta: float = limit(0.0, ge=0)  # DDIM's stochasticity in the figures (0: deterministic)
-    sample_seed: int = 0  # noise of the figures and of the quality evaluation
+    eta: float = limit(0.0, ge=0, le=1)  # DDIM's stochasticity in the figures (0: deterministic, 1: DDPM's)
+    sample_seed: int = limit(0, **SEED)  # noise of the figures and of the quality evaluation
     grid_sampler_steps: int = limit(100, ge=1)  # DDIM steps of plots/samples.png and denoising.png
     grid_images: int = limit(64, ge=1)
     loss_images: int = limit(500, ge=1)  # validation images for the loss per timestep bucket

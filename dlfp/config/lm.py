@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
-from dlfp.config.checks import Rule, limit
+from dlfp.config.checks import SEED, Rule, limit
 
 
 class TokenizerKind(Enum):
@@ -48,7 +48,7 @@ class SampleConfig:
     temperature: float = limit(0.9, ge=0)  # 0: the most likely token each step
     top_k: int | None = limit(40, ge=1)
     top_p: float | None = limit(None, gt=0, le=1)
-    seed: int = 0
+    seed: int = limit(0, **SEED)
 
 
 @dataclass

@@ -38,7 +38,7 @@ class AdamConfig:
 @dataclass
 class AdamWConfig(AdamConfig):
     _target_: str = "torch.optim.AdamW"
-    weight_decay: float = 0.01
+    weight_decay: float = limit(0.01, ge=0)
 
 
 SCHEMAS = {"optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig}}

@@ -9,6 +9,10 @@ A transform takes the batch dict and a generator (seeded per batch by the loader
 batches are reproduced exactly on resume) and returns the new batch. ``random`` says whether it
 draws from the generator; ``rowwise`` that it maps each row on its own without randomness, so the
 loader may apply it to a whole chunk of batches at once (fewer, larger operations).
+
+Each transform's options, their types, ranges and defaults are declared in
+dlfp/config/transforms.py and checked with the rest of the config before any data loads; what
+needs the data (the crop's padding against the image size) is checked when the transforms are built.
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from dlfp.config.checks import read_entry
+from dlfp.config.transforms import (
+    TRANSFORM_OPTIONS,
+    ColorJitterOptions,
+    FieldOptions,
+    FlipOptions,
+    RandomCropOptions,
+    RescaleOptions,
+)
 from dlfp.errors import DlfpError
 
 Batch = dict[str, torch.Tensor]
@@ -51,7 +64,7 @@ class Standardize(Transform):
 
     rowwise = True
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], field: str = "x") -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float], field: str = FieldOptions.field) -> None:
         self.std = torch.tensor(std).view(1, -1, 1, 1)
         self.shift = -torch.tensor(mean).view(1, -1, 1, 1) / self.std
         self.field = field
@@ -71,7 +84,7 @@ class ToUnit(Transform):
 
     rowwise = True
 
-    def __init__(self, field: str = "x") -> None:
+    def __init__(self, field: str = FieldOptions.field) -> None:
         self.field = field
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
@@ -84,7 +97,8 @@ class Rescale(Transform):
 
     rowwise = True
 
-    def __init__(self, low: float = -1.0, high: float = 1.0, field: str = "x") -> None:
+    def __init__(self, low: float = RescaleOptions.low, high: float = RescaleOptions.high,
+                 field: str = FieldOptions.field) -> None:
         self.span, self.low, self.field = high - low, low, field
 
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
@@ -99,12 +113,10 @@ class RandomCrop(Transform):
 
     random = True
 
-    def __init__(self, padding: int = 4, padding_mode: str = "constant", field: str = "x") -> None:
-        if padding < 1:
-            raise DlfpError(f"random_crop padding={padding} must be at least 1")
-        if padding_mode not in ("constant", "reflect"):
-            raise DlfpError(f"random_crop padding_mode={padding_mode!r} must be constant or reflect")
-        self.padding, self.mode, self.field = int(padding), padding_mode, field
+    def __init__(self, padding: int = RandomCropOptions.padding,
+                 padding_mode: str = RandomCropOptions.padding_mode.value,
+                 field: str = FieldOptions.field) -> None:
+        self.padding, self.mode, self.field = padding, padding_mode, field
 
     def params(self, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
         """Per image: the (row, column) offset of the crop in the padded image, (2, n)."""
@@ -134,8 +146,9 @@ class HorizontalFlip(Transform):
 
     random = True
 
-    def __init__(self, p: float = 0.5, alternate: bool = False, field: str = "x") -> None:
-        self.p, self.alternate, self.field = float(p), bool(alternate), field
+    def __init__(self, p: float = FlipOptions.p, alternate: bool = FlipOptions.alternate,
+                 field: str = FieldOptions.field) -> None:
+        self.p, self.alternate, self.field = p, alternate, field
         self.needs_index, self.epoch = self.alternate, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -166,11 +179,9 @@ class ColorJitter(Transform):
 
     random = True
 
-    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, field: str = "x") -> None:
-        if not (0 <= brightness < 1 and 0 <= contrast < 1):
-            raise DlfpError(f"color_jitter brightness={brightness} and contrast={contrast} must lie "
-                            "in [0, 1)")
-        self.brightness, self.contrast, self.field = float(brightness), float(contrast), field
+    def __init__(self, brightness: float = ColorJitterOptions.brightness,
+                 contrast: float = ColorJitterOptions.contrast, field: str = FieldOptions.field) -> None:
+        self.brightness, self.contrast, self.field = brightness, contrast, field
 
     def params(self, n: int, gen: torch.Generator | None, device: torch.device
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -201,35 +212,53 @@ class ColorJitter(Transform):
         return {**batch, self.field: self.apply(x, *self.params(len(x), gen, x.device))}
 
 
-# name -> builder(data statistics, **options); ``data`` is the ImageData (or None) of the run
-TRANSFORMS: dict[str, Callable[..., Transform]] = {
-    "standardize": lambda data, **kw: Standardize(_stats(data, "mean"), _stats(data, "std"), **kw),
-    "rescale": lambda data, **kw: Rescale(**kw),
-    "to_unit": lambda data, **kw: ToUnit(**kw),
-    "color_jitter": lambda data, **kw: ColorJitter(**kw),
-    "random_crop": lambda data, **kw: RandomCrop(**kw),
-    "hflip": lambda data, **kw: HorizontalFlip(**kw),
+def _standardize(data: Any, o: FieldOptions, at: str) -> Transform:
+    if getattr(data, "mean", None) is None:
+        raise DlfpError(f"{at}: standardize needs a dataset with channel statistics (images)")
+    return Standardize(data.mean, data.std, o.field)
+
+
+def _random_crop(data: Any, o: RandomCropOptions, at: str) -> Transform:
+    size = min(_image_shape(data, o.field, at)[-2:], default=None)
+    if size is not None and o.padding >= size:
+        raise DlfpError(f"{at}.padding={o.padding} must be below the image size ({size} pixels in dataset "
+                        f"{data.name}): a crop could hold no image at all; pad by a few pixels (4 for 32)")
+    return RandomCrop(o.padding, o.padding_mode.value, o.field)
+
+
+# name -> builder(data or None, options of dlfp/config/transforms.py, the entry's config key)
+TRANSFORMS: dict[str, Callable[[Any, Any, str], Transform]] = {
+    "standardize": _standardize,
+    "rescale": lambda data, o, at: Rescale(o.low, o.high, o.field),
+    "to_unit": lambda data, o, at: ToUnit(o.field),
+    "color_jitter": lambda data, o, at: ColorJitter(o.brightness, o.contrast, o.field),
+    "random_crop": _random_crop,
+    "hflip": lambda data, o, at: HorizontalFlip(o.p, o.alternate, o.field),
 }
 
 
 def build_transforms(entries: Sequence[Any], data: Any = None,
                      key: str = "train.transforms") -> list[Transform]:
     """Entries are a name (``standardize``) or a mapping with ``name`` and options
-    (``{name: random_crop, padding: 4}``)."""
+    (``{name: random_crop, padding: 4}``), read as the config check reads them; ``data`` (the
+    run's ImageData, or None) lets each check what needs the images."""
     built = []
-    for entry in entries:
-        options = dict(entry) if not isinstance(entry, str) else {"name": entry}
-        name = options.pop("name", None)
-        if name not in TRANSFORMS:
-            raise DlfpError(f"{key} has {name!r}, which is not a transform; known: {', '.join(TRANSFORMS)}")
-        try:
-            built.append(TRANSFORMS[name](data, **options))
-        except TypeError as e:
-            raise DlfpError(f"{key}: bad options {options} for {name}: {e}") from None
+    for i, entry in enumerate(entries):
+        at = f"{key}[{i}]"
+        name, options = read_entry(entry, TRANSFORM_OPTIONS, at, "transform")
+        _image_shape(data, options.field, at)
+        built.append(TRANSFORMS[name](data, options, at))
     return built
 
 
-def _stats(data: Any, name: str) -> Sequence[float]:
-    if getattr(data, name, None) is None:
-        raise DlfpError("the standardize transform needs a dataset with channel statistics (images)")
-    return getattr(data, name)
+def _image_shape(data: Any, field: str, at: str) -> tuple[int, ...]:
+    """(C, H, W) of the training images in batch field ``field`` (empty without data); an error
+    when the dataset's batches have no such image field."""
+    train = getattr(data, "train", None)
+    if train is None:
+        return ()
+    images = {name: t for name, t in train.fields.items() if t.dim() == 4}
+    if field not in images:
+        raise DlfpError(f"{at}.field={field} must name an image field of dataset {data.name}'s batches "
+                        f"({', '.join(images) or 'it has none'}); remove it to transform x")
+    return tuple(images[field].shape[1:])
