@@ -161,6 +161,38 @@ def test_each_layer_passes_the_gradient_check(case: int) -> None:
     assert worst < TOLERANCE, rows
 
 
+@pytest.mark.parametrize(("make", "shape", "dtype"), [
+    (lambda rng, dt: PatchEmbedding(1, 3, 7, rng=rng, dtype=dt), (2, 1, 7, 7), np.float64),  # a view
+    (lambda rng, dt: PatchEmbedding(1, 3, 7, rng=rng, dtype=dt), (2, 1, 14, 14), np.float64),
+    (lambda rng, dt: PatchEmbedding(1, 3, 4, rng=rng, dtype=dt), (2, 1, 8, 8), np.float32),  # item rows
+    (lambda rng, dt: Linear(6, 4, rng=rng, dtype=dt), (3, 6), np.float64),  # kept the caller's array itself
+    (lambda rng, dt: Flatten(), (2, 3, 2), np.float64),
+    (lambda rng, dt: ReLU(), (4, 5), np.float64),
+], ids=["embedding_7x7_patch_7", "embedding_14x14_patch_7", "embedding_patch_4", "linear", "flatten", "relu"])
+def test_a_layer_does_not_depend_on_its_input_after_forward(make, shape, dtype) -> None:
+    """Zeroing the caller's input between forward and backward must change nothing."""
+    rng = np.random.default_rng(4)
+    layer, x = make(rng, dtype), rng.standard_normal(shape).astype(dtype)
+    upstream = rng.standard_normal(layer.forward(x.copy()).shape).astype(dtype)
+    expected_input_grad = layer.backward(upstream)
+    expected = {k: v.copy() for k, v in layer.grads.items()}
+    layer.forward(x)
+    x[...] = 0
+    assert np.array_equal(layer.backward(upstream), expected_input_grad)
+    for name, grad in layer.grads.items():
+        assert np.array_equal(grad, expected[name]), name
+
+
+def test_the_loss_does_not_depend_on_its_labels_after_forward() -> None:
+    logits, labels = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]]), np.array([0, 2])
+    loss = SoftmaxCrossEntropy()
+    loss.forward(logits, labels.copy())
+    expected = loss.backward()
+    loss.forward(logits, labels)
+    labels[...] = 1
+    assert np.array_equal(loss.backward(), expected)
+
+
 def test_loss_passes_the_gradient_check() -> None:
     rng = np.random.default_rng(3)
     (row,) = check_loss(3 * rng.standard_normal((6, 5)), rng.integers(0, 5, 6))

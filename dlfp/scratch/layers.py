@@ -1,6 +1,7 @@
 """Layers with hand-written forward and backward passes.
 
-A layer's ``forward(x)`` keeps what its ``backward`` needs (the input, a mask); ``backward(grad_out)``
+A layer's ``forward(x)`` keeps what its ``backward`` needs (the input, a mask) in arrays of its own,
+never a view of ``x``: the caller may reuse or change its array after ``forward``. ``backward(grad_out)``
 writes the parameter gradients into ``grads`` (overwriting, not accumulating: one backward per
 forward) and returns the gradient with respect to the input. Parameters and gradients are arrays
 named like the matching PyTorch module's (``weight``, ``bias``, same shapes), so weights copy between
@@ -106,7 +107,9 @@ class PatchEmbedding(Layer):
 def patch_rows(x: np.ndarray, p: int) -> np.ndarray:
     """(N, C, H, W) -> (N*(H/p)*(W/p), C*p*p): one row per patch, in (c, ph, pw) order, like a conv kernel.
 
-    This is the forward pass's one sizeable copy. A patch's p pixels along a row are neighbours in
+    This is the forward pass's one sizeable copy, and always a copy (the layer keeps it for its
+    backward): with one patch per image the plain reshape alone would be a view of ``x``, which the
+    caller may change after the forward. A patch's p pixels along a row are neighbours in
     memory, so when they span 8 or 16 bytes (p=4 in float32: 16) they are moved as one float64 or
     complex128 item: NumPy's strided copy then moves p times fewer items, several times faster than
     moving single float32 pixels. Otherwise the plain reshape copy.
@@ -115,7 +118,8 @@ def patch_rows(x: np.ndarray, p: int) -> np.ndarray:
     gh, gw = h // p, w // p
     unit = {8: np.float64, 16: np.complex128}.get(p * x.itemsize)
     if unit is None or not x.flags.c_contiguous:
-        return x.reshape(n, c, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5).reshape(n * gh * gw, c * p * p)
+        rows = x.reshape(n, c, gh, p, gw, p).transpose(0, 2, 4, 1, 3, 5).copy()  # C order: reshape is free
+        return rows.reshape(n * gh * gw, c * p * p)
     pixel_rows = x.view(unit).reshape(n, c, gh, p, gw)  # one item = p pixels of one patch row
     out = np.empty((n, gh, gw, c, p), dtype=unit)
     np.copyto(out, pixel_rows.transpose(0, 2, 4, 1, 3))
@@ -147,7 +151,7 @@ class Linear(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2:
             raise ValueError(f"Linear expects (batch, features), got shape {x.shape}")
-        self._x = x
+        self._x = x.copy()  # the weight gradient's input, safe from the caller's later changes
         out = x @ self.params["weight"].T  # BLAS reads the transpose in place, no copy
         out += self.params["bias"]
         return out

@@ -28,7 +28,7 @@ class SoftmaxCrossEntropy:
         rows = np.arange(n)
         self.losses = np.log(sums[:, 0]) - shifted[rows, labels]
         exp /= sums  # now the softmax probabilities
-        self._probs, self._labels, self._rows = exp, labels, rows
+        self._probs, self._labels, self._rows = exp, labels.copy(), rows  # the caller may reuse labels
         return float(self.losses.mean())
 
     def backward(self) -> np.ndarray:
