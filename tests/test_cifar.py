@@ -325,6 +325,23 @@ def test_the_real_cifar10_archive_loads(tmp_path: Path) -> None:
     data = cifar.load_cifar10(str(tmp_path), download=False)
     assert (len(data.train), len(data.val), len(data.test)) == (45_000, 5_000, 10_000)
     assert torch.bincount(data.test.y).tolist() == [1000] * 10
+    [cache] = tmp_path.glob(".dlfp-cache-*")
+    assert cache.name.endswith("-50000-10000.npz")
+
+
+@pytest.mark.slow
+def test_the_real_archive_with_64_bytes_flipped_mid_way_is_refused(tmp_path: Path) -> None:
+    """Read as far as tarfile goes, this copy gave 5,749 images of 2 classes and trained on them."""
+    archive = SHARED_DATA / "cifar10-jpeg.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} not present")
+    damaged = bytearray(archive.read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle:middle + 64] = bytes(b ^ 0xFF for b in damaged[middle:middle + 64])
+    (tmp_path / "cifar10-jpeg.tar.gz").write_bytes(damaged)
+    with pytest.raises(DlfpError, match="cifar10-jpeg.tar.gz is a damaged or truncated archive"):
+        cifar.load_cifar10(str(tmp_path), download=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["cifar10-jpeg.tar.gz"]
 
 
 def test_evaluating_a_split_the_dataset_lacks_is_one_clear_error(tmp_path: Path) -> None:
