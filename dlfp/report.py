@@ -281,16 +281,27 @@ def regression_figures(report: Report) -> list[Path]:
     if not rows:
         return []
     curves = {}
-    for metric in ("delta_in", "delta_out"):
+    for metric, where in (("delta_in", "inside the training inputs' range"),
+                          ("delta_out", "with the extrapolation beyond it")):
         stats = [g.stats(metric) for _, g in rows]
-        curves[_label(metric) + (" (on [x_low, x_high])" if metric == "delta_in" else
-                                 " (on [x_low, extrapolate_to])")] = (
-            [s[0] for s in stats], [s[1] or 0.0 for s in stats])
+        curves[f"{_label(metric)}: {where}"] = ([s[0] for s in stats], [s[1] for s in stats])
+    trials = [g.stats("delta_in")[2] for _, g in rows]
     files = [plot_delta_vs_n(report.sweep_dir / "delta_vs_n.png", [n for n, _ in rows], curves,
-                             title="largest error of the fit against training set size "
-                                   "(mean ± std over trials)")]
+                             title="largest error of the fit against training set size " + _spread(trials))]
     example = _dataset_example(report, [g for _, g in rows])
     return files + ([example] if example else [])
+
+
+def _spread(trials: list[int]) -> str:
+    """What the points and bands of a figure are, given the finished seeds behind each point:
+    a ± std is promised only where there are two or more."""
+    low, high = min(trials), max(trials)
+    if high < 2:
+        return "(one seed per point: no spread)"
+    seeds = f"{low}" if low == high else f"{low}–{high}"
+    if low >= 2:
+        return f"(mean ± std over {seeds} seeds)"
+    return f"(mean over {seeds} seeds; ± std where 2 or more)"
 
 
 def validation_curves(report: Report) -> list[Path]:

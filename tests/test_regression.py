@@ -287,6 +287,36 @@ def test_report_lists_missing_and_corrupt_jobs_as_failed(tmp_path, capsys):
     assert "| n | train MSE" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("seeds", "title_ends"), [
+    ([1, 1], "(one seed per point: no spread)"),
+    ([2, 2], "(mean ± std over 2 seeds)"),
+    ([2, 1], "(mean over 1–2 seeds; ± std where 2 or more)"),
+])
+def test_delta_vs_n_is_labelled_in_words_and_claims_a_std_only_over_seeds(
+        tmp_path, monkeypatch, seeds, title_ends):
+    """The legend named config keys ([x_low, extrapolate_to]) and the title promised ± std with one seed."""
+    from dlfp.report import regression_figures, summarize
+
+    drawn = {}
+    monkeypatch.setattr("dlfp.viz.regression.plot_delta_vs_n",
+                        lambda path, n, curves, title: drawn.update(curves=curves, title=title) or path)
+    monkeypatch.setattr("dlfp.report._dataset_example", lambda report, groups: None)
+    num = 0
+    for n, count in zip((10, 20), seeds):
+        for seed in range(count):
+            job = tmp_path / str(num)
+            (job / ".hydra").mkdir(parents=True)
+            (job / ".hydra" / "overrides.yaml").write_text(f"- dataset.n={n}\n- seed={seed}\n")
+            (job / "summary.json").write_text(_summary(1.0 + seed))
+            num += 1
+    regression_figures(summarize(tmp_path))
+    assert drawn["title"].endswith(title_ends)
+    assert list(drawn["curves"]) == ["δ_in: inside the training inputs' range",
+                                     "δ_out: with the extrapolation beyond it"]
+    stds = drawn["curves"]["δ_in: inside the training inputs' range"][1]
+    assert [std is None for std in stds] == [count < 2 for count in seeds]  # no band from one seed
+
+
 def test_report_on_a_wrong_directory_says_so(tmp_path, capsys):
     assert report_main([str(tmp_path / "nope")]) == 1
     assert "is not a directory" in capsys.readouterr().err

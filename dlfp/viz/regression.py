@@ -33,15 +33,17 @@ def plot_fit(path: Path, grid, target, fit, x_train, y_train, *, support: tuple[
 
 
 def plot_delta_vs_n(path: Path, n: Sequence[float],
-                    curves: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str) -> Path:
-    """One line per error measure, mean over trials against n on log axes, a band of +-1 std."""
+                    curves: dict[str, tuple[Sequence[float], Sequence[float | None]]], *, title: str) -> Path:
+    """One line per error measure, mean over trials against n on log axes, a band of +-1 std where
+    there is one (a std of None: a single trial, no band)."""
     n = np.asarray(n, dtype=float)
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (mean, std) in curves.items():
-        mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        mean = np.asarray(mean, dtype=float)
+        std = np.array([np.nan if s is None else s for s in std], dtype=float)
         line, = ax.plot(n, mean, marker="o", ms=3, label=label)
         low = np.clip(mean - std, mean * 0.05, None)  # a log axis cannot show values <= 0
-        ax.fill_between(n, low, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(n, low, mean + std, where=np.isfinite(std), color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training set size n")
