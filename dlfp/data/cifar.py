@@ -12,6 +12,7 @@ never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import hashlib
@@ -106,18 +107,18 @@ def _read_cache(cache: Path, stem: str) -> Arrays | None:
     try:
         with np.load(cache, allow_pickle=False) as saved:
             arrays = ((saved["train_x"], saved["train_y"]), (saved["test_x"], saved["test_y"]))
-        check_arrays(arrays, str(cache), "the cache is rebuilt")
+        check_arrays(arrays, str(cache), "rebuilding it")
         if cache.name != _cache_name(stem, arrays):
-            raise DlfpError(f"it holds {len(arrays[0][1])} training and {len(arrays[1][1])} test "
-                            "images, not the counts its name states")
+            raise DlfpError(f"{cache}: {len(arrays[0][1])} training and {len(arrays[1][1])} test images, "
+                            "not the counts its name states; rebuilding it")
         return arrays
-    except Exception as e:  # noqa: BLE001 - a cache that fails any check is rebuilt, never trusted
-        log.warning("rebuilding the cache %s, which fails its checks (%s)", cache, e)
-        try:
-            cache.unlink()
-        except OSError:  # a read-only data folder: the decoded arrays are used without a cache
-            pass
-        return None
+    except DlfpError as e:
+        log.warning("%s", e)
+    except Exception as e:  # noqa: BLE001 - not a readable .npz of these arrays: rebuilt, never trusted
+        log.warning("%s is not a readable cache (%s: %s); rebuilding it", cache, type(e).__name__, e)
+    with contextlib.suppress(OSError):  # a read-only data folder: decoded again each time
+        cache.unlink()
+    return None
 
 
 def check_arrays(arrays: Arrays, source: str, fix: str) -> None:
