@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from dlfp.data import mnist
-from dlfp.data.images import Split, stratified_holdout
+from dlfp.data.images import ImageData, Split, stratified_holdout
 from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
-from dlfp.data.transforms import build_transforms
+from dlfp.data.transforms import RandomCrop, build_transforms
 from dlfp.errors import DlfpError
 
 
@@ -162,6 +162,37 @@ def test_random_transforms_repeat_per_batch_and_change_across_batches() -> None:
     assert all(a.shape == b.shape for a, b in zip(first, plain))
     with pytest.raises(DlfpError, match="'blur', which is not a transform"):
         build_transforms(["blur"])
+
+
+def _images(side: int) -> ImageData:
+    split = Split(x=torch.randint(0, 256, (4, 3, side, side), dtype=torch.uint8),
+                  y=torch.zeros(4, dtype=torch.long))
+    return ImageData("tiny", split, split, None, ["a"], (0.5,) * 3, (0.25,) * 3)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"name": "random_crop", "padding": 8}, "augment[0].padding=8 must be below the image size, 8x8 in"),
+    ({"name": "random_crop", "padding": 9, "padding_mode": "reflect"}, "padding=9 must be below the image"),
+    ({"name": "hflip", "field": "y"}, "train.augment[0].field=y must name an image field of dataset tiny"),
+    ({"name": "hflip", "p": "abc"}, "train.augment[0].p=abc must be a number >= 0 and <= 1"),
+    ({"name": "random_crop", "padding": 2.7}, "train.augment[0].padding=2.7 must be an integer >= 0"),
+    ({"name": "hflip", "fieldx": 1}, "train.augment[0].fieldx is not an option of hflip"),
+])
+def test_a_transform_that_cannot_work_on_the_images_is_one_error_naming_its_option(entry, message) -> None:
+    with pytest.raises(DlfpError) as info:
+        build_transforms([entry], _images(8), key="train.augment")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_transform_options_are_read_with_their_schema_types_and_defaults() -> None:
+    crop, flip = build_transforms([{"name": "random_crop", "padding": "3", "padding_mode": "reflect"},
+                                   {"name": "hflip", "p": 1}], _images(8))
+    assert (crop.padding, crop.mode, flip.p, flip.alternate) == (3, "reflect", 1.0, False)
+    default_crop, = build_transforms(["random_crop"])
+    assert default_crop.padding == RandomCrop().padding == 4  # one default, the schema's
+    x = torch.rand(2, 1, 5, 5)
+    unpadded, = build_transforms([{"name": "random_crop", "padding": 0}], _images(8))
+    assert torch.equal(unpadded({"x": x}, torch.Generator().manual_seed(0))["x"], x)  # padding 0: a no-op
 
 
 def test_train_size_takes_a_stratified_seeded_subset_for_every_loader() -> None:

@@ -219,10 +219,11 @@ def _standardize(data: Any, o: FieldOptions, at: str) -> Transform:
 
 
 def _random_crop(data: Any, o: RandomCropOptions, at: str) -> Transform:
-    size = min(_image_shape(data, o.field, at)[-2:], default=None)
-    if size is not None and o.padding >= size:
-        raise DlfpError(f"{at}.padding={o.padding} must be below the image size ({size} pixels in dataset "
-                        f"{data.name}): a crop could hold no image at all; pad by a few pixels (4 for 32)")
+    shape = _image_shape(data, o.field, at)
+    if shape and o.padding >= min(shape[-2:]):
+        raise DlfpError(f"{at}.padding={o.padding} must be below the image size, {shape[-2]}x{shape[-1]} in "
+                        f"dataset {data.name}, or a crop can miss the image entirely; pad by a few pixels "
+                        "(4 for 32x32 images)")
     return RandomCrop(o.padding, o.padding_mode.value, o.field)
 
 
