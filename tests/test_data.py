@@ -164,8 +164,8 @@ def test_random_transforms_repeat_per_batch_and_change_across_batches() -> None:
         build_transforms(["blur"])
 
 
-def _images(side: int) -> ImageData:
-    split = Split(x=torch.randint(0, 256, (4, 3, side, side), dtype=torch.uint8),
+def _images(side: int, channels: int = 3) -> ImageData:
+    split = Split(x=torch.randint(0, 256, (4, channels, side, side), dtype=torch.uint8),
                   y=torch.zeros(4, dtype=torch.long))
     return ImageData("tiny", split, split, None, ["a"], (0.5,) * 3, (0.25,) * 3)
 
@@ -177,10 +177,11 @@ def _images(side: int) -> ImageData:
     ({"name": "hflip", "p": "abc"}, "train.augment[0].p=abc must be a number >= 0 and <= 1"),
     ({"name": "random_crop", "padding": 2.7}, "train.augment[0].padding=2.7 must be an integer >= 0"),
     ({"name": "hflip", "fieldx": 1}, "train.augment[0].fieldx is not an option of hflip"),
+    ({"name": "color_jitter"}, "train.augment[0]: color_jitter needs colour images (3 channels"),
 ])
 def test_a_transform_that_cannot_work_on_the_images_is_one_error_naming_its_option(entry, message) -> None:
     with pytest.raises(DlfpError) as info:
-        build_transforms([entry], _images(8), key="train.augment")
+        build_transforms([entry], _images(8, channels=1), key="train.augment")
     assert message in str(info.value) and "\n" not in str(info.value)
 
 

@@ -227,12 +227,20 @@ def _random_crop(data: Any, o: RandomCropOptions, at: str) -> Transform:
     return RandomCrop(o.padding, o.padding_mode.value, o.field)
 
 
+def _color_jitter(data: Any, o: ColorJitterOptions, at: str) -> Transform:
+    shape = _image_shape(data, o.field, at)
+    if shape and shape[0] != 3:
+        raise DlfpError(f"{at}: color_jitter needs colour images (3 channels; its contrast is against the "
+                        f"grey image), but dataset {data.name}'s have {shape[0]}; remove it")
+    return ColorJitter(o.brightness, o.contrast, o.field)
+
+
 # name -> builder(data or None, options of dlfp/config/transforms.py, the entry's config key)
 TRANSFORMS: dict[str, Callable[[Any, Any, str], Transform]] = {
     "standardize": _standardize,
     "rescale": lambda data, o, at: Rescale(o.low, o.high, o.field),
     "to_unit": lambda data, o, at: ToUnit(o.field),
-    "color_jitter": lambda data, o, at: ColorJitter(o.brightness, o.contrast, o.field),
+    "color_jitter": _color_jitter,
     "random_crop": _random_crop,
     "hflip": lambda data, o, at: HorizontalFlip(o.p, o.alternate, o.field),
 }
@@ -255,10 +263,10 @@ def build_transforms(entries: Sequence[Any], data: Any = None,
 def _image_shape(data: Any, field: str, at: str) -> tuple[int, ...]:
     """(C, H, W) of the training images in batch field ``field`` (empty without data); an error
     when the dataset's batches have no such image field."""
-    train = getattr(data, "train", None)
-    if train is None:
+    fields = getattr(getattr(data, "train", None), "fields", None)
+    if fields is None:
         return ()
-    images = {name: t for name, t in train.fields.items() if t.dim() == 4}
+    images = {name: t for name, t in fields.items() if t.dim() == 4}
     if field not in images:
         raise DlfpError(f"{at}.field={field} must name an image field of dataset {data.name}'s batches "
                         f"({', '.join(images) or 'it has none'}); remove it to transform x")
