@@ -110,7 +110,7 @@ def _read_cache(cache: Path, stem: str) -> Arrays | None:
         check_arrays(arrays, str(cache), "rebuilding it")
         if cache.name != _cache_name(stem, arrays):
             raise DlfpError(f"{cache}: {len(arrays[0][1])} training and {len(arrays[1][1])} test images, "
-                            "not the counts its name states; rebuilding it")
+                            f"not the counts its name states ({_cache_name(stem, arrays)}); rebuilding it")
         return arrays
     except DlfpError as e:
         log.warning("%s", e)
