@@ -306,7 +306,8 @@ def _spread(trials: list[int]) -> str:
 
 def validation_curves(report: Report) -> list[Path]:
     """val_accuracy_vs_epoch.png: per setting, its first finished trial's validation accuracy
-    against epoch, when the jobs record one (the classifier experiments)."""
+    against epoch, when the jobs record curves (the classifier experiments). Jobs evaluated only
+    once (``train.eval_every`` longer than the run) draw none: the table has those numbers."""
     from dlfp.engine.metrics import MetricLog
     from dlfp.viz.curves import plot_curves
 
@@ -318,7 +319,10 @@ def validation_curves(report: Report) -> list[Path]:
         val = [r for r in MetricLog(ok[0].dir / "metrics.jsonl").records("val") if "accuracy" in r]
         if val:
             series[", ".join(f"{k}={v}" for k, v in zip(report.group_keys, group.key))] = val
-    if not series:
+    if max((len(records) for records in series.values()), default=0) < 2:
+        if series:
+            log.info("val_accuracy_vs_epoch.png not drawn: one evaluation per job (lower train.eval_every "
+                     "for curves)")
         return []
     return [plot_curves(series, "accuracy", report.sweep_dir / "val_accuracy_vs_epoch.png", x="epoch",
                         title="validation accuracy per setting (first trial)", ylabel="accuracy")]

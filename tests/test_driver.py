@@ -5,12 +5,14 @@ checkpoints that rebuild their model."""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import crash_and_resume, read_summary, run_inprocess
+from conftest import TINY_MNIST, crash_and_resume, read_summary, run_inprocess
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -29,8 +31,8 @@ CPU = OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False, "c
                         "threads": None, "deterministic": True})
 
 
-def _run(tmp_path: Path) -> Run:
-    return Run(cfg=OmegaConf.create({"task": "toy"}), dir=tmp_path, hw=setup_hardware(CPU),
+def _run(tmp_path: Path, **settings) -> Run:
+    return Run(cfg=OmegaConf.create({"task": "toy", **settings}), dir=tmp_path, hw=setup_hardware(CPU),
                metrics=MetricLog(tmp_path / "metrics.jsonl"))
 
 
@@ -111,12 +113,18 @@ def test_checkpoint_holds_the_config_and_rebuilds_the_model(tmp_path: Path) -> N
 def test_ema_of_the_weights_matches_a_hand_computation(tmp_path: Path, warmup: bool) -> None:
     decay = 0.8
     update = _linear_update(_train_cfg())
-    seen = [_params(update.model)]
+    seen = []  # the weights before each update, then the final ones
+
+    def recording(net: nn.Module, batch: dict) -> torch.Tensor:
+        seen.append(_params(update.model))
+        return _mse(net, batch)
+
+    update.step_loss = recording
     run = _run(tmp_path)
     fit(update, _Batches(), lambda net: {"val": {"w0": float(net.weight[0, 0])}}, run=run,
         train_cfg=_train_cfg(steps=6, ema_decay=decay, ema_warmup=warmup, eval_every=3, log_every=1,
-                             checkpoint_every=6),
-        on_update=lambda step: seen.append(_params(update.model)))
+                             checkpoint_every=6))
+    seen.append(_params(update.model))
     ema = seen[0]
     for n, weights in enumerate(seen[1:], 1):
         d = min(decay, n / (9 + n)) if warmup else decay  # after update n: (1 + m) / (10 + m), m = n - 1
@@ -145,6 +153,75 @@ def test_ema_resumes_exactly(tmp_path: Path) -> None:
     for key in ("weight", "bias"):
         assert torch.equal(a["task"]["ema"]["model"][key], b["task"]["ema"]["model"][key])
         assert torch.equal(a["update"]["model"][key], b["update"]["model"][key])
+
+
+# ---- lookahead, evaluation at step 0, what a resumed run reports ----
+
+
+def test_a_lookahead_longer_than_the_run_keeps_the_trained_weights(tmp_path: Path) -> None:
+    """train.lookahead_every past the budget: the last update's pull starts the average, so the
+    model ends where training took it (it used to end on its initial weights)."""
+    cfg = dict(steps=6, log_every=1, eval_every=6, checkpoint_every=6)
+    plain, averaged = _linear_update(_train_cfg()), _linear_update(_train_cfg())
+    fit(plain, _Batches(), None, run=_run(tmp_path / "plain"), train_cfg=_train_cfg(**cfg))
+    fit(averaged, _Batches(), None, run=_run(tmp_path / "lookahead"),
+        train_cfg=_train_cfg(lookahead_decay=0.9, lookahead_every=100, **cfg))
+    for a, b in zip(_params(plain.model), _params(averaged.model)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("at_start", [True, False])
+def test_the_evaluation_at_step_0_is_an_option(tmp_path: Path, at_start: bool) -> None:
+    run = _run(tmp_path)
+    fit(_linear_update(_train_cfg()), _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
+        train_cfg=_train_cfg(steps=8, eval_every=4, log_every=4, checkpoint_every=8, eval_at_start=at_start))
+    assert [r["step"] for r in run.metrics.records("val")] == ([0] if at_start else []) + [4, 8]
+
+
+def test_a_resumed_run_reports_the_whole_runs_training_seconds(tmp_path: Path) -> None:
+    """The seconds are checkpointed: a run resumed for its last 4 fast updates reports the 8 slow
+    ones before them too (it used to report its own part only, a throughput far too high)."""
+    def slow(net: nn.Module, batch: dict) -> torch.Tensor:
+        time.sleep(0.05)
+        return _mse(net, batch)
+
+    cfg = dict(log_every=4, eval_every=4, checkpoint_every=4)
+    first = _linear_update(_train_cfg())
+    first.step_loss = slow
+    fit(first, _Batches(), None, run=_run(tmp_path), train_cfg=_train_cfg(steps=8, **cfg))
+    run = _run(tmp_path)
+    rest = fit(_linear_update(_train_cfg()), _Batches(), None, run=run, train_cfg=_train_cfg(steps=12, **cfg),
+               resume=True)
+    assert rest.train_seconds >= 0.4 and run.timings["train_seconds"] >= 0.4
+
+
+def test_resume_itself_is_not_a_changed_setting(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def run(steps: int, resume: bool) -> None:  # the run's config holds resume, as a real one does
+        settings = _run(tmp_path, resume=resume, train={"steps": steps})
+        fit(_linear_update(_train_cfg()), _Batches(), None, run=settings,
+            train_cfg=_train_cfg(steps=steps, log_every=2, eval_every=4, checkpoint_every=4), resume=resume)
+
+    run(4, resume=False)
+    with caplog.at_level(logging.WARNING, logger="dlfp.engine.driver"):
+        run(4, resume=True)
+        assert "changed settings" not in caplog.text
+        run(6, resume=True)
+    assert caplog.text.count("changed settings: train.steps: 4 -> 6\n") == 1
+
+
+def test_the_classifiers_final_scores_reuse_the_last_evaluation(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weights after the last evaluation are the final ones: the validation split is scored at
+    updates 20, 40 and 60 and not again for the summary (it used to be, a fourth time)."""
+    from dlfp.tasks import classify
+
+    calls = []
+    evaluate = classify.evaluate
+    monkeypatch.setattr(classify, "evaluate", lambda *args: calls.append(1) or evaluate(*args))
+    summary = run_inprocess([*TINY_MNIST, "train.eval_at_start=false"], tmp_path / "run")
+    assert len(calls) == 3
+    last = MetricLog(tmp_path / "run" / "metrics.jsonl").records("val")[-1]
+    assert last["step"] == 60 and summary["metrics"]["val/accuracy"] == last["accuracy"]
 
 
 # ---- lr schedules ----
@@ -205,15 +282,14 @@ def test_driver_applies_the_schedule_and_logs_the_lr_of_the_next_update(tmp_path
 # ---- budget and cadence in epochs, hooks, accumulation, stop_loss ----
 
 
-def test_cadence_in_epochs_and_epoch_hooks(tmp_path: Path) -> None:
+def test_cadence_in_epochs_and_the_epoch_start_hook(tmp_path: Path) -> None:
     run = _run(tmp_path)
-    ends, updates = [], []
+    starts = []
     result = fit(_linear_update(_train_cfg()), _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
                  train_cfg=_train_cfg(epochs=3, cadence="epochs", eval_every=1, log_every=2,
                                       checkpoint_every=2),
-                 on_update=updates.append, on_epoch_end=lambda epoch, step: ends.append((epoch, step)))
-    assert result.steps == 12 and updates == list(range(1, 13))
-    assert ends == [(0, 4), (1, 8), (2, 12)]
+                 on_epoch_start=starts.append)
+    assert result.steps == 12 and starts == [0, 1, 2]
     assert [r["step"] for r in run.metrics.records("val")] == [0, 4, 8, 12]
     assert [r["step"] for r in run.metrics.records("train")] == [8, 12]
     assert [r["epoch"] for r in run.metrics.records("train")] == [2.0, 3.0]
@@ -239,11 +315,17 @@ def test_accumulated_micro_batches_give_the_same_update(tmp_path: Path) -> None:
 def test_stop_loss_ends_training_and_a_resumed_stopped_run_stays_stopped(tmp_path: Path) -> None:
     count = {"updates": 0}
     measure = lambda: {"loss": 1.0 / (1 + count["updates"])}  # noqa: E731
+
+    def counted(net: nn.Module, batch: dict) -> torch.Tensor:
+        count["updates"] += 1
+        return _mse(net, batch)
+
     cfg = _train_cfg(steps=100, stop_loss=0.2, log_every=2, eval_every=50, checkpoint_every=50)
     run = _run(tmp_path)
-    result = fit(_linear_update(cfg), _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
-                 train_cfg=cfg, measure_train=measure,
-                 on_update=lambda step: count.__setitem__("updates", step))
+    update = _linear_update(cfg)
+    update.step_loss = counted
+    result = fit(update, _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
+                 train_cfg=cfg, measure_train=measure)
     assert result.steps == 4
     assert [(r["step"], r["loss"]) for r in run.metrics.records("train")] == [(0, 1.0), (2, 1 / 3), (4, 0.2)]
     assert [r["step"] for r in run.metrics.records("val")] == [0, 4]

@@ -33,7 +33,8 @@ class TrainLoopConfig:
     batch_size: int = limit(32, ge=1)
     eval_batch_size: int = limit(1000, ge=1)
     cadence: CadenceUnit = CadenceUnit.updates  # unit of eval_every, log_every, checkpoint_every
-    eval_every: int = limit(500, ge=1)  # between validation passes (also one at the start and the end)
+    eval_every: int = limit(500, ge=1)  # between validation passes (also one after the last update)
+    eval_at_start: bool = True  # also evaluate the untrained weights, at step 0 (off in the epoch recipes)
     log_every: int = limit(100, ge=1)  # between train records (mean loss since the last one, lr)
     checkpoint_every: int = limit(1000, ge=1)  # between checkpoints (one is also written at the end)
     grad_clip: float | None = limit(None, gt=0)  # max global gradient norm; null disables clipping
@@ -42,7 +43,7 @@ class TrainLoopConfig:
     ema_warmup: bool = False  # decay min(ema_decay, (1 + n) / (10 + n)) after n updates (engine/ema.py)
     lookahead_decay: float | None = limit(None, ge=0, le=1)  # weights pulled to their average (ema.Lookahead)
     lookahead_every: int = limit(5, ge=1)  # updates between lookahead pulls
-    record_seconds: bool = False  # evaluation records carry the wall seconds since training began
+    record_seconds: bool = False  # evaluation records carry the training seconds so far (resumes included)
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
     transforms: list[Any] = field(default_factory=list)  # per-batch transforms, every split
     augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only

@@ -7,7 +7,7 @@ their metrics.jsonl files and summaries compare key for key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,13 +28,29 @@ def classification_metrics(loss_sum: float, confusion: np.ndarray) -> dict[str, 
     return {"loss": loss_sum / n, "error": 1.0 - accuracy, "accuracy": accuracy}
 
 
-def score_splits(
-    evaluate: Callable[[Any], tuple[dict[str, float], np.ndarray]], loaders: dict[str, Any]
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Evaluate every split: flat ``{"<split>/<metric>": value}`` and each split's confusion matrix."""
-    scores: dict[str, float] = {}
-    confusions: dict[str, np.ndarray] = {}
-    for split, loader in loaders.items():
-        metrics, confusions[split] = evaluate(loader)
-        scores.update({f"{split}/{k}": v for k, v in metrics.items()})
-    return scores, confusions
+class SplitScores:
+    """Scores splits, remembering each model's latest scores, so that a task's final scoring reuses
+    the driver's last evaluation instead of repeating it: ``fit`` evaluates after the last update,
+    at the weights it returns with. The splits not evaluated then are scored once, at the end."""
+
+    def __init__(self, evaluate: Callable[[Any, Any], tuple[dict[str, float], np.ndarray]],
+                 loaders: dict[str, Any]) -> None:
+        self._evaluate, self.loaders = evaluate, loaders
+        self._latest: dict[int, dict[str, tuple[dict[str, float], np.ndarray]]] = {}
+
+    def during(self, model: Any, splits: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``{split: metrics}`` of ``splits``, remembered as ``model``'s latest scores."""
+        scored = {split: self._evaluate(model, self.loaders[split]) for split in splits}
+        self._latest[id(model)] = scored
+        return {split: metrics for split, (metrics, _) in scored.items()}
+
+    def final(self, model: Any) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Every split: flat ``{"<split>/<metric>": value}`` and each split's confusion matrix. The
+        splits of ``model``'s latest ``during`` are reused: call it only at the weights they saw."""
+        latest = self._latest.get(id(model), {})
+        scores: dict[str, float] = {}
+        confusions: dict[str, np.ndarray] = {}
+        for split, loader in self.loaders.items():
+            metrics, confusions[split] = latest[split] if split in latest else self._evaluate(model, loader)
+            scores.update({f"{split}/{k}": v for k, v in metrics.items()})
+        return scores, confusions

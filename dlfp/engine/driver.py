@@ -6,7 +6,8 @@ the rest: the budget (``train.steps`` or ``train.epochs``), the cadence of loggi
 checkpoints (``train.cadence``: in updates or epochs), the lr schedule, the loss window, stopping
 at a training-loss tolerance (``train.stop_loss``), an EMA of the weights (``train.ema_decay``)
 or a lookahead average that feeds back into them (``train.lookahead_decay``),
-atomic checkpoints with exact resume, the non-finite guard, hooks and the progress bar.
+atomic checkpoints with exact resume, the non-finite guard and the progress bar. It evaluates
+every ``train.eval_every``, after the last update, and at step 0 with ``train.eval_at_start``.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ Evaluate = Callable[[Any], Results]
 CHECKPOINT_FORMAT = 1
 # Settings a resumed run may change: where files go, the budget (to extend a finished run), the
 # cadence of records, the evaluation batch and threads. Any other difference would mix two runs.
-RESUMABLE_CHANGES = ("resume", "paths.", "tracking.", "train.steps", "train.epochs", "train.eval_every",
-                     "train.log_every", "train.checkpoint_every", "train.eval_batch_size", "hardware.threads")
+RESUMABLE_CHANGES = ("paths.", "tracking.", "train.steps", "train.epochs", "train.eval_every",
+                     "train.eval_at_start", "train.log_every", "train.checkpoint_every",
+                     "train.eval_batch_size", "hardware.threads")
+NOT_SETTINGS = ("resume",)  # says how this process starts, not how the run trains: never compared
 
 
 class BatchSource(Protocol):
@@ -64,8 +67,8 @@ class Stateful(Protocol):
 @dataclass
 class FitResult:
     steps: int  # updates run in all (fewer than the budget when train.stop_loss stopped it)
-    evaluation: Results  # the last evaluation, at the final step
-    train_seconds: float  # wall time of the updates in this process (excludes a resumed part)
+    evaluation: Results  # the last evaluation, at the final step and the weights fit returns with
+    train_seconds: float  # wall time of training (updates, records, evaluations), resumed parts included
     ema_model: Any = None  # the averaged weights' model, with train.ema_decay
 
 
@@ -104,8 +107,6 @@ def fit(
     schedule: DictConfig | None = None,
     resume: bool = False,
     measure_train: Callable[[], dict[str, float]] | None = None,
-    on_update: Callable[[int], None] | None = None,
-    on_epoch_end: Callable[[int, int], None] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
     task_state: dict[str, Stateful] | None = None,
 ) -> FitResult:
@@ -113,9 +114,9 @@ def fit(
 
     ``measure_train()``, when given, supplies the train record (e.g. the loss over the whole
     training set) in place of the mean batch loss since the last record, and is logged at step 0.
-    ``on_update(step)`` runs after every update, ``on_epoch_end(epoch, step)`` after each epoch,
-    ``on_epoch_start(epoch)`` before each epoch's first update (a resumed epoch's too);
-    ``task_state`` objects are saved in and restored from the checkpoint.
+    ``on_epoch_start(epoch)`` runs before each epoch's first update (a resumed epoch's too);
+    ``task_state`` objects are saved in and restored from the checkpoint. The last evaluation is
+    at the weights the model ends with (after the lookahead's last pull), so a task may reuse it.
     """
     per_epoch = len(batches)
     steps = total_steps(train_cfg, per_epoch)
@@ -124,7 +125,7 @@ def fit(
     session = _Session(update, evaluate, run, train_cfg, per_epoch, steps, measure_train, task_state)
     start = session.resume() if resume else session.start()
     update.set_lr(factor(start))
-    began = session.began = time.perf_counter()
+    session.began = time.perf_counter()
     results = session.first_records() if start == 0 else {}
     stream = batch_stream(batches, start, on_epoch_start)
     progress = Progress(steps, start, quiet=not run.hw.ranks.is_main)
@@ -134,22 +135,20 @@ def fit(
         step += 1
         update.set_lr(factor(step))
         session.after_update(step, loss, terms)
-        if on_update is not None:
-            on_update(step)
-        if on_epoch_end is not None and step % per_epoch == 0:
-            on_epoch_end(step // per_epoch - 1, step)
         progress.advance()
         log_due, eval_due, ckpt_due = (step % every[key] == 0 for key in ("log", "eval", "checkpoint"))
         if log_due or eval_due or ckpt_due or step == steps:
             session.check_train(step, record=log_due or step == steps, progress=progress)
         last = session.stopped or step == steps
+        if last and session.lookahead is not None:
+            session.lookahead.finish(step)
         if eval_due or last:
             results = session.evaluate(step)
         if ckpt_due or last:
             session.save(step)
     progress.close()
-    seconds = time.perf_counter() - began
-    if not results:  # resumed a run that had already finished: its records are all there
+    seconds = session.seconds()
+    if step == start:  # resumed a run that had already finished: its records are all there
         results = session.evaluate(step, record=False)
     run.timings["train_seconds"] = round(seconds, 3)
     return FitResult(steps=step, evaluation=results, train_seconds=seconds,
@@ -172,6 +171,8 @@ class _Session:
                          **({"lookahead": self.lookahead} if self.lookahead else {})}
         self.window, self.stopped = LossWindow(), False
         self.record_seconds, self.began = bool(train_cfg.get("record_seconds", False)), time.perf_counter()
+        self.eval_at_start = bool(train_cfg.get("eval_at_start", True))
+        self.seconds_before = 0.0  # the training seconds of the parts of the run before a resume
         self.ranks = run.hw.ranks
         self.config = json.dumps(plain_config(run.cfg))
         model_config = update.model_config()
@@ -196,15 +197,21 @@ class _Session:
             obj.load_state_dict(state["task"][name])
         # a run that spent its budget may be extended by resuming it with a larger one
         start, self.stopped = int(state["step"]), bool(state["stopped"])
+        self.seconds_before = float(state.get("train_seconds", 0.0))
         self.run.metrics.truncate_after(start)
         log.info("resumed from %s at step %d/%d", self.ckpt_path, start, self.steps)
         return start
 
+    def seconds(self) -> float:
+        """Training seconds so far: this process's, and those of the parts of the run it resumed."""
+        return self.seconds_before + time.perf_counter() - self.began
+
     def first_records(self) -> Results:
-        """Step 0: the measured train record (when the task measures one) and an evaluation."""
+        """Step 0: the measured train record (when the task measures one) and, with
+        ``train.eval_at_start``, an evaluation."""
         if self.measure_train is not None:
             self.stopped = self._record_train(0, self.measure_train())
-        return self.evaluate(0)
+        return self.evaluate(0) if self.eval_at_start else {}
 
     def after_update(self, step: int, loss: Any, terms: dict[str, Any]) -> None:
         if self.measure_train is None:  # otherwise the train record is measured, not averaged
@@ -245,7 +252,7 @@ class _Session:
                 with self.update.evaluation(self.ema.model) as model:
                     results.update({f"{split}_ema": m for split, m in self.evaluate_fn(model).items()})
         results = distributed.broadcast(results)
-        seconds = {"seconds": round(time.perf_counter() - self.began, 3)} if self.record_seconds else {}
+        seconds = {"seconds": round(self.seconds(), 3)} if self.record_seconds else {}
         for split, metrics in results.items() if record else ():
             self.run.metrics.log(step, split, epoch=round(step / self.per_epoch, 4), **metrics, **seconds)
             shown = " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
@@ -258,7 +265,8 @@ class _Session:
         own = distributed.gather({"window": self.window.state_dict(), "rng": rng_state()})
         if not self.ranks.is_main:
             return
-        state = {**self.saved, "step": step, "stopped": self.stopped, "update": self.update.state_dict(),
+        state = {**self.saved, "step": step, "stopped": self.stopped, "train_seconds": self.seconds(),
+                 "update": self.update.state_dict(),
                  **own[0], "task": {name: obj.state_dict() for name, obj in self.stateful.items()}}
         if self.ranks.active:  # each rank's own loss window and random-number state, for exact resume
             state["ranks"] = {str(rank): part for rank, part in enumerate(own)}
@@ -313,7 +321,7 @@ def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> 
     ``RESUMABLE_CHANGES``."""
     before, after = dotted(saved), dotted(current)
     changed = sorted(k for k in before.keys() | after.keys()
-                     if before.get(k, "<unset>") != after.get(k, "<unset>"))
+                     if before.get(k, "<unset>") != after.get(k, "<unset>") and k not in NOT_SETTINGS)
     shown = [f"{k}: {before.get(k, '<unset>')} -> {after.get(k, '<unset>')}" for k in changed]
     refused = [s for k, s in zip(changed, shown) if not k.startswith(RESUMABLE_CHANGES)]
     if refused:
@@ -321,7 +329,7 @@ def _check_changes(saved: dict[str, Any], current: dict[str, Any], run: Run) -> 
             f"resume=true would mix two runs: {run.dir} was trained with other settings "
             f"({'; '.join(refused)}). Resume with the settings it was started with, or start a new run "
             "(another hydra.run.dir). Only these may change on resume: "
-            f"{', '.join(k.rstrip('.') for k in RESUMABLE_CHANGES if k != 'resume')}"
+            f"{', '.join(k.rstrip('.') for k in RESUMABLE_CHANGES)}"
         )
     if shown:
         log.warning("resuming %s with changed settings: %s", run.dir, "; ".join(shown))

@@ -50,8 +50,10 @@ class Lookahead:
     every ``every`` updates, average = d * average + (1 - d) * weights, then weights = average.
 
     d ramps up as ``decay`` x (progress through the run)^3, so early training runs free and late
-    training is smoothed; after the last update the model keeps the average. BatchNorm running
-    statistics are averaged with the weights (floating-point state only).
+    training is smoothed. The average starts at the first pull (d = 0 there: the initial weights
+    are no point of the run to pull towards), and the run's last update pulls too (``finish``), so
+    every update reaches the final model whatever the budget and ``every``; the model ends on the
+    average. BatchNorm running statistics are averaged with the weights (floating-point state only).
     """
 
     def __init__(self, model: nn.Module, decay: float, every: int, total_steps: int) -> None:
@@ -59,7 +61,7 @@ class Lookahead:
             raise DlfpError(f"train.lookahead_decay={decay} must lie in [0, 1] and "
                             f"train.lookahead_every={every} be at least 1")
         self.decay, self.every, self.total = float(decay), int(every), int(total_steps)
-        self.model = model
+        self.model, self.pulls = model, 0
         self.average = {k: v.detach().clone() for k, v in self._state().items()}
 
     def _state(self) -> dict[str, torch.Tensor]:
@@ -67,19 +69,28 @@ class Lookahead:
 
     @torch.no_grad()
     def update(self, step: int) -> None:
+        """After update ``step``: the periodic pull."""
         if step % self.every == 0:
-            self._pull(self.decay * (step / self.total) ** 3)
-        if step == self.total:
-            self._pull(1.0)  # the model ends on the average
+            self._pull(step)
 
-    def _pull(self, decay: float) -> None:
+    @torch.no_grad()
+    def finish(self, step: int) -> None:
+        """After the run's last update (the budget's, or where ``train.stop_loss`` stopped it):
+        pull the updates since the last pull into the average, unless ``update`` just did."""
+        if step % self.every != 0:
+            self._pull(step)
+
+    def _pull(self, step: int) -> None:
+        decay = self.decay * min(step / self.total, 1.0) ** 3 if self.pulls else 0.0
+        self.pulls += 1
         for key, value in self._state().items():
             self.average[key].lerp_(value, 1.0 - decay)
             value.copy_(self.average[key])
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(self.average)
+        return {"average": dict(self.average), "pulls": self.pulls}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
+        for key, value in state["average"].items():
             self.average[key].copy_(value)
+        self.pulls = int(state["pulls"])

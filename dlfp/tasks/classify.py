@@ -17,7 +17,7 @@ from dlfp.data import ImageData
 from dlfp.data.loader import Loader, transformed
 from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
-from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
+from dlfp.engine.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.engine.distributed import ONE_PROCESS, Ranks
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
@@ -56,20 +56,16 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                                   int(cfg.train.adversarial_steps))
         return F.cross_entropy(net(x), batch["y"], label_smoothing=smoothing)
 
-    def scores(net: nn.Module, loader: Loader) -> tuple[dict[str, float], np.ndarray]:
-        return evaluate(net, loader, data.num_classes, tta)
-
+    scores = SplitScores(lambda net, loader: evaluate(net, loader, data.num_classes, tta), eval_loaders)
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
     during = splits_during_training(cfg, eval_loaders, data.name)
-    result = fit(update, train_loader,
-                 lambda net: {s: scores(net, eval_loaders[s])[0] for s in during},
-                 run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume,
-                 on_epoch_start=getattr(model, "set_epoch", None))
+    result = fit(update, train_loader, lambda net: scores.during(net, during), run=run, train_cfg=cfg.train,
+                 schedule=cfg.schedule, resume=cfg.resume, on_epoch_start=getattr(model, "set_epoch", None))
     if not hw.ranks.is_main:  # rank 0 alone scores, plots and writes
         return {}
 
-    with update.evaluation() as net:
-        final, confusions = score_splits(lambda ld: scores(net, ld), eval_loaders)
+    with update.evaluation() as net:  # the splits of the last evaluation are reused, not rescored
+        final, confusions = scores.final(net)
     if adversarial != "none":
         final.update(robust_accuracy(model, data, input_transforms, cfg, hw.device))
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from dlfp.data import ImageData
 from dlfp.data.loader import Loader
-from dlfp.engine.classification import classification_metrics, confusion_matrix, score_splits
+from dlfp.engine.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.engine.driver import fit
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
@@ -37,14 +37,14 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     sgd = SGD(net.parameters(), lr=float(cfg.optimizer.lr), momentum=float(cfg.optimizer.momentum),
               weight_decay=float(cfg.optimizer.weight_decay), nesterov=bool(cfg.optimizer.nesterov))
     update = ScratchUpdate(net, sgd, cfg.train.grad_clip)
-    result = fit(update, train_loader,
-                 lambda net: {"val": evaluate(net, eval_loaders["val"], data.num_classes)[0]},
+    scores = SplitScores(lambda model, loader: evaluate(model, loader, data.num_classes), eval_loaders)
+    result = fit(update, train_loader, lambda model: scores.during(model, ["val"]),
                  run=run, train_cfg=cfg.train, schedule=cfg.schedule, resume=cfg.resume)
 
-    scores, confusions = score_splits(lambda ld: evaluate(net, ld, data.num_classes), eval_loaders)
+    final, confusions = scores.final(net)  # the last evaluation's validation scores are reused
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     parameters = sum(value.size for _, value, _ in net.parameters())  # as the torch twin reports it
-    return {"steps": float(result.steps), "parameters": float(parameters), **scores}
+    return {"steps": float(result.steps), "parameters": float(parameters), **final}
 
 
 def build_network(model_cfg: DictConfig, data: ImageData, seed: int, dtype: np.dtype = np.float32) -> Network:
