@@ -9,9 +9,7 @@ Nothing imports this module: the runner, tasks and engine below it run without H
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
-import traceback
 from pathlib import Path
 
 import hydra
@@ -19,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from dlfp import rundir
 from dlfp.config import CONF_DIR, register_configs
 from dlfp.engine import distributed
 from dlfp.errors import DlfpError
@@ -40,27 +39,11 @@ OmegaConf.register_new_resolver("dlfp_groups", _group_listing, replace=True)
 
 
 # ${start:...}: this run's start time, under torchrun rank 0's, so that every rank resolves the
-# same run directory (Hydra's ${now:} differs between processes: lightning-hydra-template #393)
+# same run directory (Hydra's ${now:} differs between processes: lightning-hydra-template #393).
+# Cached in the config: Hydra copies the sweep's resolver cache into every job's config, so jobs in
+# other processes (joblib, submitit) resolve the sweep directory the parent made, not their own time.
 OmegaConf.register_new_resolver("start", lambda pattern: distributed.start_time().strftime(pattern),
-                                replace=True)
-
-
-def _only_hydra_files(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds only what Hydra wrote at start-up (so the run created it)."""
-    return run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}
-
-
-def _record_failure(error: Exception) -> None:
-    """A failed run leaves error.txt (with the traceback when the error is not the user's to fix)
-    instead of summary.json; the sweep report lists the job as failed with this reason."""
-    text = f"{type(error).__name__}: {error}\n"
-    if not isinstance(error, DlfpError):
-        text += "\n" + traceback.format_exc()
-    path = Path(HydraConfig.get().runtime.output_dir) / "error.txt"
-    try:
-        path.write_text(text)
-    except OSError:  # the run directory is what failed (disk full, no permission): no 0-byte file
-        path.unlink(missing_ok=True)
+                                replace=True, use_cache=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -74,14 +57,13 @@ def main(cfg: DictConfig) -> float | None:
     from dlfp.runner import run_experiment  # torch and the tasks load after --help and --cfg
 
     hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    if distributed.ranks_from_environment().is_main:
+        rundir.clear_failure(run_dir)
     try:
-        summary = run_experiment(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+        summary = run_experiment(cfg, run_dir, list(hydra_cfg.overrides.task))
     except Exception as e:
-        run_dir = Path(hydra_cfg.runtime.output_dir)
-        if cfg.resume and hydra_cfg.mode == RunMode.RUN and _only_hydra_files(run_dir):
-            shutil.rmtree(run_dir, ignore_errors=True)  # resume named a run that is not there
-        else:
-            _record_failure(e)
+        rundir.record_failure(run_dir, e)
         if hydra_cfg.mode == RunMode.RUN:
             if isinstance(e, DlfpError):
                 sys.exit(f"error: {e}")

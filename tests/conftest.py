@@ -14,6 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlfp.config import CONF_DIR, register_configs
@@ -34,16 +35,30 @@ def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictCon
     return cfg
 
 
-def run_inprocess(overrides: list[str], run_dir: Path) -> dict:
-    """Run one experiment in this process (fast: no interpreter start) and return its summary."""
+def hydra_job(overrides: list[str], run_dir: Path) -> DictConfig:
+    """The config of a single run in ``run_dir``, with HydraConfig set as ``dlfp-train`` sets it."""
     cfg = compose_config(overrides, run_dir)
     OmegaConf.set_readonly(cfg.hydra, False)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.mode = RunMode.RUN
     HydraConfig.instance().set_config(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def run_inprocess(overrides: list[str], run_dir: Path) -> dict:
+    """Run one experiment in this process (fast: no interpreter start) and return its summary."""
+    cfg = hydra_job(overrides, run_dir)
     overrides = list(cfg.hydra.overrides.task)
     return run_experiment(without_hydra(cfg), run_dir, overrides)
+
+
+def only_run_dir(cwd: Path, pattern: str = "outputs/*/*/*") -> Path:
+    """The one run (or sweep) directory a command run in ``cwd`` made under its default name."""
+    made = [p for p in cwd.glob(pattern) if p.is_dir()]
+    assert len(made) == 1, f"expected one directory {pattern} under {cwd}, found {made}"
+    return made[0]
 
 
 def without_hydra(cfg: DictConfig) -> DictConfig:

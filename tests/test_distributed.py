@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_summary, run_inprocess
+from conftest import only_run_dir, read_summary, run_inprocess
 
 from dlfp.engine.checkpoint import load_checkpoint
 from dlfp.engine.distributed import Ranks, ranks_from_environment
@@ -53,9 +53,7 @@ def ddp_run(tmp_path_factory) -> Path:
     """One uninterrupted 2-process run in the default run directory (``outputs/...`` under cwd)."""
     cwd = tmp_path_factory.mktemp("ddp")
     finish(torchrun([*DDP, PER_PROCESS], cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    runs = [p for p in (cwd / "outputs").glob("*/*/*") if p.is_dir()]
-    assert len(runs) == 1, f"the ranks wrote {len(runs)} run directories: {runs}"
-    return runs[0]
+    return only_run_dir(cwd)  # the ranks share one
 
 
 def test_ddp_matches_one_process_with_the_same_global_batch(ddp_run, tmp_path):

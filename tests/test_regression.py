@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose_config, run_cli, run_inprocess
+from conftest import ROOT, compose_config, only_run_dir, run_cli, run_inprocess
 from hydra.errors import HydraException
 from omegaconf import OmegaConf, open_dict
 from torch import nn
@@ -197,10 +197,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_sweep_through_the_cli_with_joblib_writes_the_report(tmp_path):
-    sweep = tmp_path / "sweep"
     proc = run_cli(["-m", "experiment=regression", "sweep=regression_n", "dataset.n=5,8,12", "seed=0,1",
-                    "train.steps=40", "train.log_every=20", "train.eval_every=20", "hydra.launcher.n_jobs=2",
-                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path, timeout=240)
+                    "train.steps=40", "train.log_every=20", "train.eval_every=20", "hydra.launcher.n_jobs=2"],
+                   cwd=tmp_path, timeout=240)
+    # the default sweep directory, named by the start time: the jobs (in joblib's worker processes)
+    # write into the one the report reads
+    sweep = only_run_dir(tmp_path, "outputs/multirun/regression/*/*")
     assert "JoblibLauncher" in proc.stdout + proc.stderr or "Joblib" in proc.stdout + proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert len(jobs) == 6

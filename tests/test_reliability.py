@@ -12,13 +12,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MNIST, compose_config, read_summary, run_cli, run_inprocess, without_hydra
+from conftest import (
+    TINY_MNIST,
+    compose_config,
+    hydra_job,
+    only_run_dir,
+    read_summary,
+    run_cli,
+    run_inprocess,
+    without_hydra,
+)
+from omegaconf import OmegaConf
 from test_data import _fake_mnist, _write_idx
 
+from dlfp import train
 from dlfp.config.checks import config_problems, validate
 from dlfp.data import mnist, mnist5k
 from dlfp.engine.checkpoint import load_checkpoint, previous
 from dlfp.errors import DlfpError
+from dlfp.rundir import RunDirCheck, directory_problem
 from dlfp.train import yaml_problem
 
 # ---- 1. values are validated where they are declared ---------------------------------------------
@@ -256,7 +268,9 @@ def test_metrics_file_survives_a_torn_line_a_finished_resume_and_a_stale_fresh_r
 def test_resume_of_a_missing_run_creates_nothing(tmp_path: Path) -> None:
     run_dir = tmp_path / "typo_run"
     proc = run_cli([*TINY_MNIST, "resume=true", f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and "resume=true but" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"error: resume=true but hydra.run.dir={run_dir} holds no run" in proc.stderr
+    assert "hydra.run.dir=<that run's directory>" in proc.stderr
     assert not run_dir.exists()
 
 
@@ -299,14 +313,82 @@ def test_a_run_that_fails_early_leaves_no_empty_checkpoint_folder(tmp_path: Path
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+# ---- the run directory: refused before anything is written, error.txt true to the latest attempt ---
+
+
+def test_a_directory_that_cannot_take_the_run_is_refused_before_it_is_made(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    under = tmp_path / "a_file" / "run"
+    finished = tmp_path / "finished"  # a run's traces: a checkpoint, or a compare's / sweep's sub-runs
+    (finished / "0" / "checkpoints").mkdir(parents=True)
+    (finished / "0" / "checkpoints" / "last.pt").write_bytes(b"x")
+    empty = tmp_path / "empty"
+    cfg = compose_config(TINY_MNIST)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    cases = [("", False, "='' is empty: the run's files would be written into the current directory"),
+             (tmp_path / "a_file", True, "a_file' is not a directory"),
+             (under, False, f"lies under {tmp_path / 'a_file'}, which is not a directory"),
+             ("/proc/x", True, "='/proc/x' cannot be created: /proc accepts no new files"),
+             ("/sys/x", False, "='/sys/x' cannot be created: /sys accepts no new files"),
+             (finished, False, "already holds a run (0/checkpoints/last.pt): add resume=true to continue"),
+             (empty, True, "resume=true but {key}=" + f"{empty} holds no run to continue")]
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        for path, resume, message in cases:
+            OmegaConf.update(cfg, key, str(path))
+            cfg.resume = resume
+            assert message.format(key=key) in (directory_problem(cfg, key) or ""), (key, path, resume)
+    assert not under.parent.is_dir() and not empty.exists() and sorted(os.listdir(tmp_path)) == [
+        "a_file", "finished"]
+    OmegaConf.update(cfg, "hydra.sweep.dir", str(finished))
+    cfg.resume = True
+    assert directory_problem(cfg, "hydra.sweep.dir") is None  # the sweep's runs may be resumed
+    OmegaConf.update(cfg, "hydra.sweep.subdir", "")
+    with pytest.raises(SystemExit, match="hydra.sweep.subdir='' would put every job into the sweep dir"):
+        RunDirCheck().on_multirun_start(cfg)
+
+
+def test_refusing_a_finished_run_or_an_unusable_directory_touches_nothing(tmp_path: Path) -> None:
+    finished = tmp_path / "finished"  # what a finished run leaves, as far as the check looks
+    for name in ("checkpoints/last.pt", "checkpoints/last.prev.pt", "summary.json", ".hydra/config.yaml",
+                 "train.log"):
+        (finished / name).parent.mkdir(parents=True, exist_ok=True)
+        (finished / name).write_text(name)
+    before = {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
+    (tmp_path / "a_file").write_text("x")
+    for run_dir, extra, message in [
+            (finished, [], f"error: hydra.run.dir={finished} already holds a run (checkpoints/last.pt)"),
+            (tmp_path / "a_file", ["resume=true"], "a_file' is not a directory")]:
+        proc = run_cli([*TINY_MNIST, *extra, f"hydra.run.dir={run_dir}"], cwd=tmp_path, check=False)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode == 1 and len(errors) == 1 and message in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()} == before  # no .hydra, no log
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "finished"] and (tmp_path / "a_file").read_text() == "x"
+
+
+def test_error_txt_tells_the_latest_attempt_and_never_marks_a_finished_run_failed(tmp_path: Path) -> None:
+    run_dir, error = tmp_path / "run", tmp_path / "run" / "error.txt"
+    run_dir.mkdir()
+    error.write_text("DlfpError: an earlier attempt failed\n")
+    train.main(without_hydra(hydra_job(SHORT, run_dir)))
+    assert not error.exists()  # the run that succeeded replaced the failed one
+    changed = [*SHORT, "optimizer.lr=0.01", "resume=true"]
+    with pytest.raises(SystemExit, match="would mix two runs"):
+        train.main(without_hydra(hydra_job(changed, run_dir)))
+    assert not error.exists()  # the finished run there is still good
+    (run_dir / "summary.json").unlink()  # an unfinished run: its error.txt says why it did not go on
+    with pytest.raises(SystemExit, match="would mix two runs"):
+        train.main(without_hydra(hydra_job(changed, run_dir)))
+    assert "would mix two runs" in error.read_text()
+
+
 # ---- 5. sweeps --------------------------------------------------------------------------------------
 
 
 def test_a_multirun_with_a_failing_job_runs_every_job_then_exits_non_zero(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
     tiny = [o for o in TINY_MNIST if not o.startswith("train.steps=")]
-    proc = run_cli(["-m", *tiny, "train.steps=20,-5,30", "train.eval_every=10",
-                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path, check=False)
+    proc = run_cli(["-m", *tiny, "train.steps=20,-5,30", "train.eval_every=10"], cwd=tmp_path, check=False)
+    sweep = only_run_dir(tmp_path, "outputs/multirun/*/*/*")  # its default name, as a user runs it
     assert proc.returncode != 0
     assert read_summary(sweep / "0")["metrics"]["steps"] == 20
     assert read_summary(sweep / "2")["metrics"]["steps"] == 30
