@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from dlfp.config.checks import validate
+from dlfp.config.overrides import replace_budget
 from dlfp.engine import distributed
 from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
 from dlfp.engine.metrics import MetricLog
@@ -33,6 +34,7 @@ log = logging.getLogger("dlfp")
 def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Seed, device and threads, the task in ``run_dir``, then ``summary.json``; returns the summary."""
     began = time.time()
+    replace_budget(cfg, overrides)
     validate(cfg)
     task = get_task(cfg.task)
     ranks = data_parallel_ranks(cfg.task)

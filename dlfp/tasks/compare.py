@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dlfp.config import CONF_DIR, register_configs
+from dlfp.config.overrides import override_key
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
@@ -31,6 +32,7 @@ from dlfp.viz.curves import plot_curves
 
 log = logging.getLogger("dlfp")
 SVM_ROWS = {"raw": "SVM raw", "gabor": "SVM Gabor"}
+EVERY_EXPERIMENT = ("debug",)  # config groups forwarded to every sub-run (debug=smoke: all of them tiny)
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
@@ -67,7 +69,7 @@ def own_overrides() -> list[str]:
     """This run's command-line overrides, minus the ones that choose or configure the comparison."""
     kept = []
     for override in HydraConfig.get().overrides.task:
-        key = _override_key(override)
+        key = override_key(override)
         if key != "experiment" and key.split(".")[0] != "compare":
             kept.append(override)
     return kept
@@ -79,7 +81,8 @@ def compose_experiment(name: str, forwarded: list[str], extra: list[str]) -> tup
     base = _compose([f"experiment={name}"], name)
     if base.task == "compare":
         raise DlfpError(f"compare.experiments lists {name}, which is itself a comparison")
-    applies = [o for o in forwarded if base.get(_override_key(o).split(".")[0]) is not None]
+    applies = [o for o in forwarded if override_key(o) in EVERY_EXPERIMENT
+               or base.get(override_key(o).split(".")[0]) is not None]
     skipped = sorted(set(forwarded) - set(applies))
     if skipped:
         log.info("compare: %s has no use for %s", name, ", ".join(skipped))
@@ -133,8 +136,3 @@ def write_table(run_dir: Path, rows: list[dict]) -> None:
     note = ("Train time: SVM rows = features of the training images + fit; network rows = the "
             "training loop (updates and periodic validation). Wall-clock, so it varies run to run.")
     (run_dir / "results.md").write_text("# MNIST: methods compared\n\n" + "\n".join(lines) + f"\n\n{note}\n")
-
-
-def _override_key(override: str) -> str:
-    """``+a.b=1`` / ``~a.b`` / ``dataset=mnist`` -> ``a.b`` / ``a.b`` / ``dataset``."""
-    return override.split("=", 1)[0].lstrip("+~")
