@@ -6,93 +6,154 @@
         [--ddim-steps 100 50 20 10] [--no-ddpm] [--vae <vae run dir>] [--threads 2] [--out-dir DIR]
 
 The checkpoint holds the UNet's constructor arguments, its EMA weights (used unless ``--raw``) and
-the run's config (noise schedule, T, clipping, variance). ``--quality`` runs the experiment's own
-quality evaluation (dlfp/tasks/ddpm.py ``quality_table``) and writes ``quality.md`` and
-``metrics.jsonl`` into ``--out-dir``.
+the run's config (noise schedule, T, clipping, variance). The grid goes to ``--out`` (without it:
+ddpm_samples.png, unless ``--trajectory`` names the only figure wanted). ``--quality`` runs the
+experiment's own quality evaluation (dlfp/tasks/ddpm.py ``quality_table``) and writes
+``quality.md``, ``quality.json`` and ``metrics.jsonl`` into ``--out-dir``. The numeric flags have
+the ranges of the ``ddpm`` keys they stand for (dlfp/config/ddpm.py), and every flag and path is
+checked before the checkpoint loads; a failure leaves no folder behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from matplotlib.backend_bases import FigureCanvasBase
+from omegaconf import DictConfig, OmegaConf
 
+from dlfp.config.checks import ToolParser, option_type
+from dlfp.config.ddpm import DDPMSectionConfig, QualityConfig
+from dlfp.config.hardware import HardwareConfig
 from dlfp.engine.checkpoint import load_trained
-from dlfp.engine.diffusion import noise_schedule, sample
+from dlfp.engine.diffusion import NoiseSchedule, noise_schedule, sample
 from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
-from dlfp.tasks.ddpm import display_images, quality_table
+from dlfp.rundir import unusable
+from dlfp.tasks.ddpm import check_quality_inputs, display_images, quality_table
 from dlfp.viz.diffusion import plot_denoising
 from dlfp.viz.mosaic import plot_image_grid
 
+DEFAULT_OUT = Path("ddpm_samples.png")
+
+
+def parser() -> ToolParser:
+    def ddpm(name: str) -> Callable[[str], Any]:
+        return option_type(DDPMSectionConfig, name)
+
+    def quality_flag(name: str) -> Callable[[str], Any]:
+        return option_type(QualityConfig, name)
+
+    p = ToolParser(prog="ddpm_sample.py", description=__doc__.splitlines()[0])
+    p.add_argument("path", type=Path, help="a run directory of experiment=ddpm or its checkpoint")
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
+    p.add_argument("--steps", type=ddpm("grid_sampler_steps"), default=None, help="DDIM steps S (default T)")
+    p.add_argument("--eta", type=ddpm("eta"), default=None, help="DDIM stochasticity (default: the run's)")
+    p.add_argument("--n", type=ddpm("grid_images"), default=64, help="images in the grid")
+    p.add_argument("--seed", type=ddpm("sample_seed"), default=0)
+    p.add_argument("--out", type=Path, default=None, help=f"the grid (default {DEFAULT_OUT}, unless "
+                   "--trajectory is given)")
+    p.add_argument("--trajectory", type=Path, default=None, help="the denoising figure")
+    p.add_argument("--raw", action="store_true", help="the last weights instead of their EMA")
+    p.add_argument("--no-clip", action="store_true", help="do not clip the predicted x_0 to [-1, 1]")
+    p.add_argument("--quality", default=None, help="score samples with this experiment=mnist_cnn run")
+    p.add_argument("--samples", type=quality_flag("samples"), default=None, help="images per quality row")
+    p.add_argument("--ddim-steps", type=quality_flag("ddim_steps"), nargs="*", default=None)
+    p.add_argument("--no-ddpm", action="store_true", help="leave ancestral DDPM out of the table")
+    p.add_argument("--vae", default=None, help="a run of experiment=vae: its samples as a row")
+    p.add_argument("--out-dir", type=Path, default=Path("ddpm_quality"))
+    p.add_argument("--threads", type=option_type(HardwareConfig, "threads"), default=1)
+    return p
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="a run directory of experiment=ddpm or its checkpoint")
-    parser.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    parser.add_argument("--steps", type=int, default=None, help="DDIM steps S (default T)")
-    parser.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: the run's)")
-    parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("ddpm_samples.png"))
-    parser.add_argument("--trajectory", type=Path, default=None, help="also write the denoising figure")
-    parser.add_argument("--raw", action="store_true", help="the last weights instead of their EMA")
-    parser.add_argument("--no-clip", action="store_true", help="do not clip the predicted x_0 to [-1, 1]")
-    parser.add_argument("--quality", default=None, help="score samples with this experiment=mnist_cnn run")
-    parser.add_argument("--samples", type=int, default=None, help="images per quality row")
-    parser.add_argument("--ddim-steps", type=int, nargs="*", default=None)
-    parser.add_argument("--no-ddpm", action="store_true", help="leave ancestral DDPM out of the table")
-    parser.add_argument("--vae", default=None, help="a run of experiment=vae: its samples as a row")
-    parser.add_argument("--out-dir", type=Path, default=Path("ddpm_quality"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
+        figures = {} if args.quality else figure_paths(args)
+        if args.quality:
+            check_directory(args.out_dir, "--out-dir")
         checkpoint = load_trained(args.path, "ddpm")
+        cfg = OmegaConf.create(json.loads(checkpoint["config"]))
+        if args.quality:
+            quality_settings(args, cfg)
+            check_quality_inputs(cfg)
         model = rebuild_model(checkpoint)
         ema = checkpoint.get("task", {}).get("ema")
         if ema is not None and not args.raw:
             model.load_state_dict(ema["model"])
-        cfg = OmegaConf.create(json.loads(checkpoint["config"]))
-        dcfg = cfg.ddpm
-        schedule = noise_schedule(str(dcfg.noise), int(dcfg.timesteps))
+        schedule = noise_schedule(str(cfg.ddpm.noise), int(cfg.ddpm.timesteps))
         if args.quality:
             return quality(args, cfg, schedule, model)
-        generator = torch.Generator().manual_seed(args.seed)
-        began = time.perf_counter()
         channels = int(json.loads(checkpoint["model_config"]).get("in_channels", 1))
-        images, trajectory = sample(model, schedule, (args.n, channels, 28, 28), sampler=args.sampler,
-                                    steps=args.steps,
-                                    eta=float(dcfg.eta if args.eta is None else args.eta),
-                                    variance=str(dcfg.variance), generator=generator,
-                                    clip=bool(dcfg.clip) and not args.no_clip,
-                                    keep=8 if args.trajectory else 0)
+        return samples(args, cfg.ddpm, schedule, model, channels, figures)
     except (DlfpError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def figure_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The figures asked for ({"grid": ..., "trajectory": ...}), each a file matplotlib can write
+    where a file can be made."""
+    wanted = {"grid": args.out or (None if args.trajectory else DEFAULT_OUT), "trajectory": args.trajectory}
+    flags = {"grid": "--out", "trajectory": "--trajectory"}
+    formats = FigureCanvasBase.get_supported_filetypes()
+    for name, path in wanted.items():
+        if path is None:
+            continue
+        if path.suffix and path.suffix[1:].lower() not in formats:
+            raise DlfpError(f"{flags[name]} {path}: matplotlib writes no {path.suffix} files; use .png or "
+                            f"one of {', '.join(sorted(formats))}")
+        if path.is_dir():
+            raise DlfpError(f"{flags[name]} {path} is a folder; name a file in it, e.g. {path / 'grid.png'}")
+        check_directory(path.parent, flags[name])
+    return {name: path for name, path in wanted.items() if path is not None}
+
+
+def check_directory(path: Path, flag: str) -> None:
+    why = unusable(str(path))
+    if why:
+        raise DlfpError(f"{flag}: {path} {why}; name a folder that can be created and written")
+
+
+def samples(args: argparse.Namespace, dcfg: DictConfig, schedule: NoiseSchedule, model: torch.nn.Module,
+            channels: int, figures: dict[str, Path]) -> int:
+    generator = torch.Generator().manual_seed(args.seed)
+    eta = float(dcfg.eta if args.eta is None else args.eta)
+    began = time.perf_counter()
+    images, trajectory = sample(model, schedule, (args.n, channels, 28, 28), sampler=args.sampler,
+                                steps=args.steps, eta=eta, variance=str(dcfg.variance), generator=generator,
+                                clip=bool(dcfg.clip) and not args.no_clip,
+                                keep=8 if "trajectory" in figures else 0)
     seconds = time.perf_counter() - began
     steps = schedule.steps if args.sampler == "ddpm" or args.steps is None else args.steps
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    title = f"{args.sampler.upper()}, {steps} steps, seed {args.seed}"
-    plot_image_grid(display_images(images), args.out, title=title)
-    if args.trajectory:
+    title = f"{args.sampler.upper()}, {steps} steps" + (f", eta {eta:g}" if args.sampler == "ddim" else "")
+    for path in figures.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if "grid" in figures:
+        plot_image_grid(display_images(images), figures["grid"], title=f"{title}, seed {args.seed}")
+    if "trajectory" in figures:
         rows = np.stack([display_images(x[:6]) for _, x in trajectory], axis=1)  # (6, snapshots, 28, 28)
-        plot_denoising(rows, [t for t, _ in trajectory], args.trajectory)
-    print(f"wrote {args.n} samples to {args.out} ({seconds:.1f} s, {seconds / args.n:.3f} s per image)")
+        plot_denoising(rows, [t for t, _ in trajectory], figures["trajectory"], sampler=title)
+    print(f"wrote {args.n} samples to {', '.join(map(str, figures.values()))} ({seconds:.1f} s, "
+          f"{seconds / args.n:.3f} s per image)")
     return 0
 
 
-def quality(args: argparse.Namespace, cfg, schedule, model) -> int:
+def quality_settings(args: argparse.Namespace, cfg: DictConfig) -> None:
+    """The run's ``ddpm.quality`` section with the flags' values in it."""
     q = cfg.ddpm.quality
     q.classifier = str(args.quality)
     if args.samples is not None:
@@ -107,10 +168,21 @@ def quality(args: argparse.Namespace, cfg, schedule, model) -> int:
     if args.no_clip:
         cfg.ddpm.clip = False
     cfg.hardware.threads = args.threads
+
+
+def quality(args: argparse.Namespace, cfg: DictConfig, schedule: NoiseSchedule,
+            model: torch.nn.Module) -> int:
+    """The quality table into ``--out-dir``; the folder is removed again if this fails and made it."""
     hw = setup_hardware(cfg.hardware)
+    made = not args.out_dir.exists()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    run = Run(cfg=cfg, dir=args.out_dir, hw=hw, metrics=MetricLog(args.out_dir / "metrics.jsonl"))
-    flat = quality_table(run, cfg, schedule, model.to(hw.device), instantiate(cfg.dataset))
+    try:
+        run = Run(cfg=cfg, dir=args.out_dir, hw=hw, metrics=MetricLog(args.out_dir / "metrics.jsonl"))
+        flat = quality_table(run, cfg, schedule, model.to(hw.device), instantiate(cfg.dataset))
+    except BaseException:
+        if made:
+            shutil.rmtree(args.out_dir, ignore_errors=True)
+        raise
     print((args.out_dir / "quality.md").read_text())
     (args.out_dir / "quality.json").write_text(json.dumps(flat, indent=2) + "\n")
     return 0

@@ -92,6 +92,23 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
      "model.widths=[64, 0, 256] must all be >= 1"),
     (["experiment=cifar_adversarial", "adversarial.eps=0"], "adversarial.eps=0.0 must be > 0"),
     (["experiment=cifar_adversarial", "adversarial.n_images=0"], "adversarial.n_images=0 must be >= 1"),
+    (["experiment=cifar_adversarial", "adversarial.eps=1000"],
+     "adversarial.eps=1000.0 must be > 0 and <= 255"),
+    (["train.adversarial_eps=300"], "train.adversarial_eps=300.0 must be > 0 and <= 255"),
+    (["optimizer.lr=inf"], "optimizer.lr=inf must be a finite number > 0"),
+    (["optimizer.lr=nan"], "optimizer.lr=nan must be a finite number > 0"),
+    (["train.stop_loss=inf"], "train.stop_loss=inf must be a finite number >= 0"),
+    (["experiment=regression", "dataset.x_low=-inf"], "dataset.x_low=-inf must be a finite number"),
+    (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay=-1.0 must be >= 0"),
+    (["train.augment=[{name:random_crop,padding:2.7}]"],
+     "train.augment[0].padding=2.7 must be an integer >= 0"),
+    (["train.augment=[{name:hflip,p:5}]"], "train.augment[0].p=5.0 must be >= 0 and <= 1"),
+    (["train.augment=[to_unit,{name:hflip,p:abc}]"], "train.augment[1].p=abc must be a number >= 0 and <= 1"),
+    (["train.augment=[{name:hflip,fieldx:1}]"], "train.augment[0].fieldx is not an option of hflip"),
+    (["train.transforms=[blur]"], "train.transforms[0] has 'blur', which is not a transform; known: "),
+    (["train.augment=[{padding:2}]"], "train.augment[0]={'padding': 2} names no transform"),
+    (["experiment=ddpm", "ddpm.eta=2"], "ddpm.eta=2.0 must be >= 0 and <= 1"),
+    (["experiment=lm", "lm.sample.temperature=-1"], "lm.sample.temperature=-1.0 must be >= 0"),
 ]
 
 

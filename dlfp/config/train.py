@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
-from dlfp.config.checks import Rule, limit
+from dlfp.config.checks import Rule, choices, limit
+from dlfp.config.transforms import TRANSFORM_OPTIONS
 
 
 class CadenceUnit(Enum):
@@ -45,12 +46,12 @@ class TrainLoopConfig:
     lookahead_every: int = limit(5, ge=1)  # updates between lookahead pulls
     record_seconds: bool = False  # evaluation records carry the training seconds so far (resumes included)
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
-    transforms: list[Any] = field(default_factory=list)  # per-batch transforms, every split
-    augment: list[Any] = field(default_factory=list)  # per-batch transforms, training batches only
+    transforms: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # per-batch transforms, every split
+    augment: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # per-batch transforms, training only
     eval_splits: list[str] = field(default_factory=lambda: ["val"])  # evaluated during training (classify)
     label_smoothing: float = limit(0.0, ge=0, lt=1)  # of the training cross-entropy (classify)
     adversarial: AdversarialKind = AdversarialKind.none  # train on attacked batches (classify)
-    adversarial_eps: float = limit(8.0, gt=0)  # their eps, in 1/255 pixel steps
+    adversarial_eps: float = limit(8.0, gt=0, le=255)  # their eps, in 1/255 pixel steps (255: the range)
     adversarial_steps: int = limit(7, ge=1)  # PGD steps per training batch
     adversarial_eval_images: int = limit(1000, ge=1)  # test images scored under PGD-20 after training
     tta: TestTimeAugment = TestTimeAugment.none  # logits averaged over views at evaluation (classify)
