@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,24 @@ def test_debug_smoke_makes_an_experiment_a_run_of_seconds(tmp_path: Path, experi
     assert [r["step"] for r in records if r["split"] == "train" and r["step"]] == list(range(1, 9))
     assert {r["step"] for r in records if r["split"] != "train"} == {8}  # one evaluation, at the end
     assert read_summary(run)["overrides"][1] == "debug=smoke"
+
+
+@pytest.mark.parametrize("evaluations", [1, 2])
+def test_a_sweep_draws_accuracy_curves_only_from_jobs_evaluated_more_than_once(tmp_path: Path,
+                                                                                 evaluations: int) -> None:
+    """``train.eval_every`` longer than the jobs: one evaluation each, no curve to draw (the figure
+    used to join it to the untrained net's step-0 point, two points per line)."""
+    from dlfp.report import Group, Job, Report, validation_curves
+
+    groups = []
+    for num, lr in enumerate(["0.1", "0.2"]):
+        job_dir = tmp_path / str(num)
+        job_dir.mkdir()
+        records = [{"step": 4 * (i + 1), "epoch": i + 1, "split": "val", "accuracy": 0.1 * (i + 1)}
+                   for i in range(evaluations)]
+        (job_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        job = Job(num=num, params={"optimizer.lr": lr}, status="ok", dir=job_dir)
+        groups.append(Group((lr,), [job]))
+    report = Report(tmp_path, [g.jobs[0] for g in groups], ["optimizer.lr"], [], groups, files=[])
+    drawn = validation_curves(report)
+    assert [p.name for p in drawn] == (["val_accuracy_vs_epoch.png"] if evaluations > 1 else [])
