@@ -52,6 +52,21 @@ def test_padded_positions_are_invisible_to_real_ones(sdpa: bool) -> None:
     torch.testing.assert_close(a[1], b[1])
 
 
+@pytest.mark.parametrize("sdpa", [False, True])
+def test_left_padding_changes_no_real_tokens_logits(sdpa: bool) -> None:
+    """Positions count real tokens only: a row padded at the start (or not at all, or at the end)
+    gives its real tokens the same logits. With absolute positions they moved by up to 2.2."""
+    model = tiny(sdpa=sdpa)
+    tokens = torch.randint(1, 50, (1, 9), generator=torch.Generator().manual_seed(7))
+    left = torch.cat([torch.zeros(1, 4, dtype=torch.long), tokens], dim=1)
+    right = torch.cat([tokens, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    pad_left, pad_right = left == 0, right == 0
+    with torch.no_grad():
+        alone = model(tokens)[0][0]
+        torch.testing.assert_close(model(left, pad_left)[0][0, 4:], alone, atol=1e-5, rtol=0)
+        torch.testing.assert_close(model(right, pad_right)[0][0, :9], alone, atol=1e-5, rtol=0)
+
+
 def test_written_out_attention_equals_scaled_dot_product_attention() -> None:
     written, fused = tiny(), tiny(sdpa=True)
     fused.load_state_dict(written.state_dict())

@@ -5,8 +5,10 @@ head (optionally tied to the embedding).
 
 Attention is written out, softmax(Q K^T / sqrt(p) + mask) V with the causal (triangular) mask and
 a key-padding mask, or computed by ``F.scaled_dot_product_attention`` (``sdpa=True``; the two
-agree, tested). ``generate`` samples with temperature, top-k and top-p, with or without a cache
-of the keys and values of earlier positions (the same tokens for the same seed, tested).
+agree, tested). With a padding mask, positions count only the real tokens, so left padding (none
+of the tasks pads on the left today) changes no real token's logits (tested). ``generate`` samples
+with temperature, top-k and top-p, with or without a cache of the keys and values of earlier
+positions (the same tokens for the same seed, tested).
 """
 
 from __future__ import annotations
@@ -97,12 +99,19 @@ class TransformerLM(nn.Module):
     def forward(self, tokens: torch.Tensor, padding: torch.Tensor | None = None,
                 cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
         """Logits (B, T, vocab) for ``tokens`` (B, T) at positions after the ``cache``'s, and the
-        new cache. ``padding`` (B, T_key) marks [PAD] positions, which no query attends to."""
+        new cache. ``padding`` (B, T_key) marks [PAD] positions, which no query attends to and which
+        do not count as positions: a token's position is the number of real tokens before it, so a
+        row's real tokens get the same logits whether it is padded at the end, at the start or not."""
         b, t = tokens.shape
         start = 0 if cache is None else cache[0][0].shape[2]
         if start + t > self.context:
             raise ValueError(f"{start + t} positions exceed the context of {self.context}")
-        h = self.drop(self.embed(tokens) + self.pe[start:start + t])
+        if padding is None:
+            pe = self.pe[start:start + t]
+        else:
+            real_before = (~padding).long().cumsum(1)[:, start:start + t] - 1
+            pe = self.pe[real_before.clamp_min(0)]  # (B, T, d); right padding: the same as the slice
+        h = self.drop(self.embed(tokens) + pe)
         query = torch.arange(start, start + t, device=tokens.device)[:, None]
         key = torch.arange(start + t, device=tokens.device)[None, :]
         allowed = (key <= query)[None, None]  # causal: the query's own position and earlier ones
