@@ -24,6 +24,7 @@ from dlfp.engine import distributed
 from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
+from dlfp.engine.schedules import check_budget
 from dlfp.engine.tracking import build_mirrors
 from dlfp.errors import DlfpError
 from dlfp.tasks import DATA_PARALLEL, get_task
@@ -36,6 +37,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     began = time.time()
     replace_budget(cfg, overrides)
     validate(cfg)
+    check_budget(cfg.get("schedule"), cfg.get("train"))  # a budget in updates: before any data
     task = get_task(cfg.task)
     ranks = data_parallel_ranks(cfg.task)
     run_dir.mkdir(parents=True, exist_ok=True)

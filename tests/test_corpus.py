@@ -151,12 +151,21 @@ def test_no_sources_at_all(tmp_path: Path) -> None:
 
 def test_too_small_for_one_context_window(tmp_path: Path) -> None:
     c = Corpus(train="x" * 100, val="x" * 10, sources=[str(tmp_path / "tiny.txt")], sha256="0")
-    check_long_enough(c, tokens_needed=10, train_tokens=100, val_tokens=10)
-    with pytest.raises(DlfpError, match="too small: its validation split has 9 tokens") as raised:
-        check_long_enough(c, tokens_needed=10, train_tokens=100, val_tokens=9)
+    check_long_enough(c, tokens_needed=10, tokens=(100, 10))
+    with pytest.raises(DlfpError, match=r"its validation split \(tiny.txt\) has 9 tokens") as raised:
+        check_long_enough(c, tokens_needed=10, tokens=(100, 9))
     assert "tiny.txt" in str(raised.value) and "model.context" in str(raised.value)
-    with pytest.raises(DlfpError, match="training split has 3 tokens.*at least 10 tokens per split"):
-        check_long_enough(c, tokens_needed=10, train_tokens=3, val_tokens=50)
+    with pytest.raises(DlfpError, match="training split .* has 3 tokens and needs at least 10 tokens"):
+        check_long_enough(c, tokens_needed=10, tokens=(3, 50))
+
+
+def test_too_small_is_known_from_the_bytes_before_any_tokenizer(tmp_path: Path) -> None:
+    """No tokenizer makes more tokens than a text has UTF-8 bytes: fewer bytes than a window needs
+    tokens stops the run before a tokenizer is trained; enough bytes leave it to the token count."""
+    c = Corpus(train="é" * 6, val="x" * 20, sources=[str(tmp_path / "tiny.txt")], sha256="0")
+    check_long_enough(c, tokens_needed=12)  # 6 characters, but 12 bytes: maybe 12 tokens
+    with pytest.raises(DlfpError, match="training .* 12 bytes of text, so at most 12 tokens, and needs"):
+        check_long_enough(c, tokens_needed=13)
 
 
 # ---- Project Gutenberg -------------------------------------------------------------------------
@@ -209,7 +218,9 @@ def test_gutenberg_offline_and_missing(tmp_path: Path, fetched: list[str]) -> No
     message = one_line_error([], tmp_path, "book 2852 is not in", gutenberg=[2852], download=False)
     assert "https://www.gutenberg.org/cache/epub/2852/pg2852.txt" in message
     assert str(tmp_path / "gutenberg" / "pg2852.txt") in message
-    assert "corpus.files=[path/to/text.txt]" in message and "shakespeare.txt" in message
+    assert "corpus=shakespeare" in message
+    assert "corpus.gutenberg=[] corpus.files=[path/to/text.txt]" in message
+    assert "../shared" not in message  # the user's data folder is DLFP_DATA, not the development layout
     assert fetched == []
 
 

@@ -17,10 +17,11 @@ from dlfp.data.token_windows import packed_windows, padded_sequences, paragraphs
 from dlfp.errors import DlfpError
 from dlfp.tasks.lm import ValText, next_token_loss, score
 
-TINY_LM = ["experiment=lm", "corpus=generated", "corpus.generated_chars=20000", "hardware=cpu",
-           "hardware.threads=1", "model.d_model=32", "model.heads=2", "model.head_dim=null", "model.layers=1",
-           "model.context=16", "train.batch_size=8", "train.steps=20", "train.eval_every=10",
-           "train.log_every=5", "train.checkpoint_every=10", "lm.eval_tokens=512", "lm.sample.new_tokens=12"]
+TINY = ["experiment=lm", "hardware=cpu", "hardware.threads=1", "model.d_model=32", "model.heads=2",
+        "model.head_dim=null", "model.layers=1", "model.context=16", "train.batch_size=8", "train.steps=20",
+        "train.eval_every=10", "train.log_every=5", "train.checkpoint_every=10", "lm.eval_tokens=512",
+        "lm.sample.new_tokens=12"]  # the study's corpus (downloaded books) unless a corpus is named
+TINY_LM = [*TINY, "corpus=generated", "corpus.generated_chars=20000"]
 
 
 def test_packed_windows_overlap_by_one_token_and_cover_the_stream() -> None:
@@ -118,8 +119,7 @@ def test_tiny_runs_of_the_lossless_tokenizers(tmp_path: Path, tokenizer: str) ->
 
 def test_the_studys_tokenizer_through_the_cli_with_samples_and_generation(tmp_path: Path, capsys) -> None:
     """bpe_study on a real text file, padded paragraphs: the run writes its figure, tokenizer and
-    samples; dlfp-generate on the checkpoint alone reproduces a sample; bits per character count
-    the normalised (lowercased) characters."""
+    samples; dlfp-generate on the checkpoint alone reproduces a sample."""
     from dlfp.generate import main as generate
 
     words = ["the", "eiffel", "tower", "is", "in", "paris", "sherlock", "holmes", "looked", "at", "to", "be"]
@@ -132,7 +132,7 @@ def test_the_studys_tokenizer_through_the_cli_with_samples_and_generation(tmp_pa
             cwd=tmp_path)
     summary = read_summary(run_dir)
     text = (tmp_path / "book.txt").read_text()
-    assert summary["metrics"]["val/chars"] == len(text[int(len(text) * 0.9):].lower())
+    assert summary["metrics"]["val/chars"] == len(text[int(len(text) * 0.9):])
     samples = (run_dir / "samples.txt").read_text()
     first = samples.split("--- ")[1].split("\n", 1)[1].strip()
     assert first.startswith("the eiffel tower is in paris")  # decoded words, not "##" pieces
@@ -158,11 +158,110 @@ def test_a_crashed_run_resumes_exactly(tmp_path: Path) -> None:
     assert (resumed / "samples.txt").read_text() == (straight / "samples.txt").read_text()
 
 
-def test_a_corpus_too_small_for_one_window_is_one_clear_error(tmp_path: Path) -> None:
+def test_bits_per_character_count_the_characters_as_read() -> None:
+    """bpe_study's normaliser puts spaces around CJK characters and drops zero-width spaces: the
+    characters are those of the text as read (4 + 1 + 7 here), not of the normalised text (12 for
+    the first four)."""
+    from dlfp.data.corpus import Corpus
+    from dlfp.data.tokenizer import encode, train_tokenizer
+    from dlfp.tasks.lm import validation_text
+
+    val = "你好世界\u200bhello w"
+    tok = train_tokenizer("bpe_study", "hello world 你好世界 " * 50, 100)
+    corpus = Corpus(train="", val=val, sources=[], sha256="0")
+    assert validation_text(tok, corpus, encode(tok, val), 8, torch.device("cpu")).chars == 12 == len(val)
+
+
+def _refused(overrides: list[str], run_dir: Path, match: str, monkeypatch: pytest.MonkeyPatch,
+             before: str | None) -> str:
+    """Runs ``overrides``, expecting DlfpError ``match`` with nothing of the run's own written;
+    ``before`` names the step that must not have happened: "data" (the corpus was never read),
+    "tokenizer" (no tokenizer was trained) or None."""
+    from dlfp.tasks import lm
+
+    def never(*args, **kwargs):
+        raise AssertionError(f"reached {before} before refusing")
+
+    if before == "data":
+        monkeypatch.setattr(lm, "read_corpus", never)
+    if before == "tokenizer":
+        monkeypatch.setattr(lm, "load_or_train", never)
+    with pytest.raises(DlfpError, match=match) as raised:
+        run_inprocess(overrides, run_dir)
+    assert not (run_dir / "tokenizer.json").exists() and not (run_dir / "checkpoints").exists()
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("overrides, match, before", [
+    (["schedule.warmup_steps=20"], r"schedule.warmup_steps=20 must be below the run's 20 updates", "data"),
+    (["schedule=cosine", "schedule.warmup_steps=30"], "must be below the run's 20 updates", "data"),
+    (["tokenizer=bpe_bytes", "tokenizer.vocab_size=300", "model.vocab_size=299"],
+     r"model.vocab_size=299 differs from tokenizer.vocab_size=300; set model.vocab_size=null", "data"),
+    (["tokenizer=char", "model.vocab_size=30"],
+     r"model.vocab_size=30 differs from the char tokenizer's 21 tokens", None),
+    (["train.steps=null", "train.epochs=1", "schedule.warmup_steps=10000", "tokenizer=char"],
+     "schedule.warmup_steps=10000 must be below the run's \\d+ updates", None),
+])
+def test_refused_settings_stop_before_the_expensive_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         overrides: list[str], match: str,
+                                                         before: str | None) -> None:
+    """What the config decides is refused before the corpus is read; what needs the tokenizer or
+    the batches, right after them: either way before the run writes its tokenizer.json."""
+    _refused([*TINY_LM, f"paths.data_dir={tmp_path}", *overrides], tmp_path / "run", match, monkeypatch,
+             before)
+
+
+def test_a_warmup_longer_than_any_updates_budget_is_refused_before_the_task(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every experiment with a budget in updates: the schedule is built against it before the task
+    starts (so before its data loads)."""
+    from dlfp import runner
+
+    monkeypatch.setattr(runner, "get_task", lambda name: pytest.fail("the task started"))
+    with pytest.raises(DlfpError, match="schedule.warmup_steps=5 must be below the run's 5 updates"):
+        run_inprocess(["experiment=mnist_nn_torch", "train.steps=5", "train.epochs=null",
+                       "schedule.warmup_steps=5"], tmp_path / "run")
+
+
+def test_a_corpus_too_small_for_one_window_is_one_clear_error(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too few bytes: refused before any tokenizer is trained. Enough bytes but too few tokens
+    (byte-level BPE merges "ab" runs): refused after tokenizing, before the run's tokenizer.json."""
     (tmp_path / "short.txt").write_text("To be or not to be, that is the question.\n")
-    with pytest.raises(DlfpError, match="corpus is too small"):
-        run_inprocess([*TINY_LM, "corpus=shakespeare", "corpus.files=[short.txt]", "tokenizer=char",
-                       "corpus.generated_chars=null", f"paths.data_dir={tmp_path}"], tmp_path / "run")
+    (tmp_path / "merged.txt").write_text("ab" * 1000)
+    base = [*TINY, "corpus=shakespeare", "tokenizer=bpe_bytes", "tokenizer.vocab_size=300",
+            f"paths.data_dir={tmp_path}"]
+    _refused([*base, "corpus.files=[short.txt]"], tmp_path / "short", r"corpus is too small: its validation "
+             r"split \(short.txt\) has 5 bytes of text, so at most 5 tokens", monkeypatch, "tokenizer")
+    monkeypatch.undo()
+    _refused([*base, "corpus.files=[merged.txt]", "model.context=150"], tmp_path / "merged",
+             r"too small: its training split \(merged.txt\) has \d+ tokens and", monkeypatch, None)
+
+
+def test_the_offline_advice_works_when_followed_literally(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study's books cannot be downloaded: the error's advice, typed after the same command,
+    trains on local text without a download (a corpus.files override alone kept the books)."""
+    import re
+
+    from dlfp.data import corpus
+    from dlfp.data.markov_text import markov_text
+
+    def offline(url: str) -> bytes:
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(corpus, "fetch", offline)
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "shakespeare.txt").write_text(markov_text(20_000, seed=1)[0])
+    (tmp_path / "mine.txt").write_text(markov_text(20_000, seed=2)[0])
+    command = [*TINY, "train.steps=2", "lm.sample.new_tokens=2", f"paths.data_dir={tmp_path}"]
+    with pytest.raises(DlfpError, match="network unreachable") as raised:
+        run_inprocess(command, tmp_path / "failed")
+    advice = re.findall(r"corpus[.=]\S+", str(raised.value))
+    assert advice == ["corpus=shakespeare", "corpus.gutenberg=[]", "corpus.files=[path/to/text.txt]"]
+    followed = [[advice[0]], [advice[1], advice[2].replace("path/to/text.txt", str(tmp_path / "mine.txt"))]]
+    for i, extra in enumerate(followed):
+        assert run_inprocess([*command, *extra], tmp_path / f"run{i}")["metrics"]["steps"] == 2
 
 
 def test_generation_from_a_checkpoint_of_another_task_is_one_clear_error(tmp_path: Path, capsys) -> None:

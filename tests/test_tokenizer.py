@@ -3,6 +3,8 @@ whole words, vocabulary sizes, the cache and its damage, chunked encoding, and t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -63,7 +65,6 @@ def test_bpe_bytes_round_trips_any_text(trained: dict[str, Tokenizer], sample: s
         ids = tk.encode(tok, sample)
         assert ids.dtype == np.int32 and (ids > 4).all()  # a literal "[CLS]" is text, not the token
         assert tk.decode(tok, ids) == sample
-        assert tk.normalized_text(tok, sample) == sample
 
 
 def test_char_round_trips_text_of_its_characters_and_marks_others_unknown() -> None:
@@ -74,7 +75,6 @@ def test_char_round_trips_text_of_its_characters_and_marks_others_unknown() -> N
         for t in (tok, reloaded(tok)):
             ids = tk.encode(t, sample)
             assert len(ids) == len(sample) and tk.decode(t, ids) == sample
-            assert tk.normalized_text(t, sample) == sample
     ids = tk.encode(tok, "aQb")  # Q is unseen
     assert ids[1] == tk.UNK_ID and tk.decode(tok, ids) == "ab"
 
@@ -109,11 +109,6 @@ def test_bpe_study_decodes_whole_lowercased_words(trained: dict[str, Tokenizer])
     assert tk.decode(reloaded(tok), tk.encode(tok, "Paris.")) == "paris."
 
 
-def test_normalized_text_is_what_bpe_study_sees(trained: dict[str, Tokenizer]) -> None:
-    assert tk.normalized_text(trained["bpe_study"], "Ça VA, Élodie?\n") == "ca va, elodie? "
-    assert tk.normalized_text(trained["bpe_bytes"], "Ça VA, Élodie?\n") == "Ça VA, Élodie?\n"
-
-
 def test_bpe_vocabulary_is_the_requested_size(trained: dict[str, Tokenizer]) -> None:
     assert trained["bpe_study"].get_vocab_size() == trained["bpe_bytes"].get_vocab_size() == 2048
     big = corpus(1_000_000)
@@ -141,12 +136,15 @@ def test_chunked_encoding_equals_whole_text_encoding(trained: dict[str, Tokenize
         assert tk.decode(tok, ids) == sample
 
 
-def test_cache_is_reused_and_keyed_by_corpus_and_settings(text: str, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+SOURCE = {"corpus_sha256": "abc", "val_fraction": 0.1}
+
+
+def test_cache_is_reused_and_keyed_by_corpus_split_and_settings(text: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     trainings = []
     real = tk.train_tokenizer
     monkeypatch.setattr(tk, "train_tokenizer", lambda *a: trainings.append(a[0]) or real(*a))
-    first = tk.load_or_train("bpe_bytes", text, 300, cache_dir=tmp_path / "cache", corpus_sha256="abc")
+    first = tk.load_or_train("bpe_bytes", text, 300, cache_dir=tmp_path / "cache", source=SOURCE)
     [cached] = (tmp_path / "cache").iterdir()
     assert cached.name.startswith("tokenizer-bpe_bytes-300-") and cached.suffix == ".json"
 
@@ -154,29 +152,59 @@ def test_cache_is_reused_and_keyed_by_corpus_and_settings(text: str, tmp_path: P
         raise AssertionError("retrained although cached")
 
     monkeypatch.setattr(tk, "train_tokenizer", no_training)
-    again = tk.load_or_train("bpe_bytes", text, 300, cache_dir=tmp_path / "cache", corpus_sha256="abc")
+    again = tk.load_or_train("bpe_bytes", text, 300, cache_dir=tmp_path / "cache", source=dict(SOURCE))
     assert again.to_str() == first.to_str() and trainings == ["bpe_bytes"]
     monkeypatch.setattr(tk, "train_tokenizer", lambda *a: trainings.append(a[0]) or real(*a))
-    others = [("bpe_bytes", 300, "abd"), ("bpe_bytes", 301, "abc"), ("bpe_study", 300, "abc"),
-              ("char", 300, "abc")]
-    for kind, vocab, digest in others:
-        tk.load_or_train(kind, text[:5000], vocab, cache_dir=tmp_path / "cache", corpus_sha256=digest)
-    assert len(trainings) == 5 and len(list((tmp_path / "cache").iterdir())) == 5  # no temporary files left
+    others = [("bpe_bytes", 300, text, {**SOURCE, "corpus_sha256": "abd"}),
+              ("bpe_bytes", 300, text, {**SOURCE, "val_fraction": 0.2}),
+              ("bpe_bytes", 300, text[:-1], SOURCE),  # another training text under the same names
+              ("bpe_bytes", 301, text, SOURCE), ("bpe_study", 300, text, SOURCE), ("char", 300, text, SOURCE)]
+    for kind, vocab, sample, source in others:
+        tk.load_or_train(kind, sample, vocab, cache_dir=tmp_path / "cache", source=source)
+    assert len(trainings) == 7 and len(list((tmp_path / "cache").iterdir())) == 7  # no temporary files left
+
+
+@pytest.mark.parametrize("planted", ["plain file", "other corpus", "smaller val_fraction"])
+def test_a_cache_trained_on_other_text_is_retrained_not_trusted(text: str, tmp_path: Path, planted: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A valid tokenizer file put under this corpus's cache name is used only if it records this
+    run's training text, corpus and split: one from another corpus gave 6.88 bits per character
+    instead of 5.40, one trained with a smaller val_fraction has seen this run's validation text."""
+    ours, theirs = text[:20_000], text[20_000:40_000]
+    tok = tk.load_or_train("bpe_bytes", ours, 300, cache_dir=tmp_path / "ours", source=SOURCE)
+    [cache] = (tmp_path / "ours").iterdir()
+    if planted == "plain file":
+        cache.write_text(tk.train_tokenizer("bpe_bytes", theirs, 300).to_str())
+    else:
+        source, sample = (({**SOURCE, "corpus_sha256": "other"}, theirs) if planted == "other corpus"
+                          else ({**SOURCE, "val_fraction": 0.05}, ours + text[20_000:21_000]))
+        tk.load_or_train("bpe_bytes", sample, 300, cache_dir=tmp_path / "theirs", source=source)
+        [other] = (tmp_path / "theirs").iterdir()
+        cache.write_text(other.read_text())
+    with caplog.at_level(logging.WARNING, logger=tk.__name__):
+        again = tk.load_or_train("bpe_bytes", ours, 300, cache_dir=tmp_path / "ours", source=SOURCE)
+    assert "retraining the tokenizer" in caplog.text
+    assert ("does not record" if planted == "plain file" else "trained on other text") in caplog.text
+    assert again.to_str() == tok.to_str()
+    assert json.loads(cache.read_text())["trained_on"]["train_sha256"] == \
+        hashlib.sha256(ours.encode()).hexdigest()  # rewritten with this run's record
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other kind"])
 def test_a_damaged_cache_is_retrained_and_rewritten(text: str, tmp_path: Path, damage: str,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     sample = text[:20_000]
-    tok = tk.load_or_train("bpe_study", sample, 512, cache_dir=tmp_path, corpus_sha256="x")
+    tok = tk.load_or_train("bpe_study", sample, 512, cache_dir=tmp_path, source=SOURCE)
     [cache] = tmp_path.iterdir()
     good = cache.read_text()
+    other_kind = good.replace(json.dumps(json.loads(good)["tokenizer"]),
+                              tk.train_tokenizer("bpe_bytes", sample, 512).to_str())
     cache.write_text({"garbage": "not json {", "truncated": good[: len(good) // 2], "empty": "",
-                      "other kind": tk.train_tokenizer("bpe_bytes", sample, 512).to_str()}[damage])
+                      "other kind": other_kind}[damage])
     with caplog.at_level(logging.WARNING, logger=tk.__name__):
-        again = tk.load_or_train("bpe_study", sample, 512, cache_dir=tmp_path, corpus_sha256="x")
-    assert "damaged tokenizer cache" in caplog.text
-    assert again.to_str() == tok.to_str() == cache.read_text()
+        again = tk.load_or_train("bpe_study", sample, 512, cache_dir=tmp_path, source=SOURCE)
+    assert "retraining the tokenizer" in caplog.text
+    assert again.to_str() == tok.to_str() and cache.read_text() == good
 
 
 def test_encode_and_decode_edges(trained: dict[str, Tokenizer]) -> None:

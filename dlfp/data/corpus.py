@@ -3,8 +3,9 @@ each split by characters into training text and its last ``val_fraction`` for va
 
 Gutenberg books are downloaded once, stripped of the Gutenberg header and footer, and cached as
 ``<data_dir>/gutenberg/pg<id>.txt`` with a ``.sha256`` sidecar: a cached book that no longer matches
-its sidecar is downloaded again, never trusted. Every experiment also runs offline on a local file
-(``corpus.files=[../shared/data/text/shakespeare.txt]``).
+its sidecar is downloaded again, never trusted. Every experiment also runs offline on local text:
+``corpus=shakespeare`` (``text/shakespeare.txt`` under the data folder, ``DLFP_DATA``), or any files in
+place of the books (``corpus.gutenberg=[] corpus.files=[path/to/text.txt]``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 GUTENBERG_URL = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
 STUDY_BOOKS = [2852, 100, 2600]  # The Hound of the Baskervilles, Shakespeare's Complete Works, War and Peace
 TIMEOUT_S = 60
-OFFLINE = "corpus.files=[path/to/text.txt] (e.g. ../shared/data/text/shakespeare.txt)"
+# the offline advice, as overrides that work when typed after the failing command (a corpus.files
+# override alone would keep the books and download them again)
+OFFLINE = ("a local text: corpus=shakespeare (text/shakespeare.txt under DLFP_DATA), or your own files "
+           "in place of the books: corpus.gutenberg=[] corpus.files=[path/to/text.txt]")
 _START = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.I | re.M)
 _END = re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.I | re.M)
 
@@ -65,15 +69,19 @@ def load_corpus(files: list[str], *, data_dir: str | Path, val_fraction: float =
                   sha256=digest.hexdigest())
 
 
-def check_long_enough(corpus: Corpus, tokens_needed: int, train_tokens: int, val_tokens: int) -> None:
-    """Stops before training when a split cannot fill even one context window (the caller counts
-    the tokens, as only it knows the tokenizer)."""
-    for split, count in (("training", train_tokens), ("validation", val_tokens)):
+def check_long_enough(corpus: Corpus, tokens_needed: int, tokens: tuple[int, int] | None = None) -> None:
+    """Stops before training when a split cannot fill even one context window. ``tokens`` holds the
+    training and validation splits' token counts (only the caller knows the tokenizer); without
+    them each split's UTF-8 bytes bound its tokens from above (no tokenizer here makes more tokens
+    than a text has bytes), so a corpus certainly too small stops before a tokenizer is trained."""
+    counts = tokens if tokens is not None else (len(corpus.train.encode()), len(corpus.val.encode()))
+    for split, count in zip(("training", "validation"), counts):
         if count < tokens_needed:
             names = ", ".join(Path(s).name for s in corpus.sources)
+            has = f"{count} tokens" if tokens else f"{count} bytes of text, so at most {count} tokens,"
             raise DlfpError(
-                f"the corpus is too small: its {split} split has {count} tokens ({names}) and needs at "
-                f"least {tokens_needed} tokens per split for one context window of inputs and next-token "
+                f"the corpus is too small: its {split} split ({names}) has {has} and needs at least "
+                f"{tokens_needed} tokens per split for one context window of inputs and next-token "
                 "targets; add text with corpus.files=[...] or lower model.context")
 
 

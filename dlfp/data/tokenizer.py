@@ -12,8 +12,13 @@ saves and loads as a single ``tokenizer.json``:
   for text made of those characters.
 
 Every kind has ``[PAD] [UNK] [CLS] [SEP] [MASK]`` at ids 0..4. Tokenizers are trained on the training
-split only and cached as ``<cache_dir>/tokenizer-<kind>-<vocab>-<key>.json``, the key hashing the
-corpus checksum and the settings; a damaged cache file is retrained, never trusted.
+split only and cached as ``<cache_dir>/tokenizer-<kind>-<vocab>-<key>.json``, the key hashing what the
+tokenizer was trained on: the training text's digest and length, the kind and size, and the corpus's
+digest and split (``corpus.val_fraction``). The cache file carries that record beside the tokenizer
+and is reused only when the record matches this run's; a cache file without it (a plain
+``tokenizer.json`` put there by hand), with another record (another corpus or split: it may have
+seen this run's validation text) or damaged is retrained with a warning, never trusted. Not an
+error: the cache is derived data, and retraining it is always right.
 
 Special-token strings in the text (a literal ``"[CLS]"``) are encoded as ordinary text, not as the
 special token: ``encode`` sets ``Tokenizer.encode_special_tokens``, which ``tokenizer.json`` does not keep.
@@ -32,6 +37,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -43,7 +49,7 @@ log = logging.getLogger(__name__)
 KINDS = ("bpe_study", "bpe_bytes", "char")
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID = 0, 1
-FORMAT_VERSION = 1  # bump when a kind's definition changes, so old caches are not reused
+FORMAT_VERSION = 2  # bump when a kind's definition or the cache file changes, so old caches are not reused
 MIN_VOCAB = {"bpe_study": 64, "bpe_bytes": 256 + len(SPECIAL_TOKENS)}
 MAX_VOCAB = 1 << 20
 CHUNK_CHARS = 1 << 16
@@ -148,40 +154,69 @@ def _char_tokenizer(text: str) -> Tokenizer:
 
 
 def load_or_train(kind: str, text: str, vocab_size: int, *, cache_dir: Path,
-                  corpus_sha256: str) -> Tokenizer:
-    """The cached tokenizer for this corpus and these settings, else a newly trained one, cached
-    atomically; a cache that fails to load or check is retrained and rewritten."""
+                  source: dict[str, Any]) -> Tokenizer:
+    """The cached tokenizer for this training ``text`` and these settings, else a newly trained one,
+    cached atomically. ``source`` names where ``text`` came from (the corpus digest and its split);
+    a cache whose record of what it was trained on differs from this run's, or that fails to load
+    or check, is retrained and rewritten with a warning."""
     check_vocab_size(kind, vocab_size)
-    key = hashlib.sha256(json.dumps([FORMAT_VERSION, corpus_sha256, kind, vocab_size]).encode())
-    cache = Path(cache_dir) / f"tokenizer-{kind}-{vocab_size}-{key.hexdigest()[:16]}.json"
+    record = {"format": FORMAT_VERSION, "kind": kind, "vocab_size": vocab_size,
+              "train_sha256": hashlib.sha256(text.encode()).hexdigest(),
+              "train_chars": len(text), **source}
+    key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"tokenizer-{kind}-{vocab_size}-{key}.json"
     if cache.is_file():
         try:
-            tok = Tokenizer.from_file(str(cache))
+            tok = _load_cache(cache, record)
             _check(tok, kind, vocab_size)
-            tok.encode_special_tokens = True
             log.info("reusing the %s tokenizer %s", kind, cache)
             return tok
         except Exception as e:  # noqa: BLE001 - a cache that fails any check is retrained, never trusted
-            log.warning("retraining the damaged tokenizer cache %s (%s)", cache, e)
+            log.warning("retraining the tokenizer: the cache %s %s", cache, e)
     log.info("training the %s tokenizer (vocabulary %d) on %d characters", kind, vocab_size, len(text))
     tok = train_tokenizer(kind, text, vocab_size)
     try:
-        save_tokenizer(tok, cache)
+        _write_atomically(cache, json.dumps({"trained_on": record, "tokenizer": json.loads(tok.to_str())}))
     except OSError as e:  # a read-only cache folder: use the tokenizer without a cache
         log.warning("cannot write the tokenizer cache %s (%s); training again next time", cache,
                     e.strerror or e)
     return tok
 
 
+def _load_cache(path: Path, record: dict[str, Any]) -> Tokenizer:
+    """The tokenizer in a cache file, if the file's record of what it was trained on is ``record``."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ValueError("is damaged (not JSON)") from None
+    trained_on = saved.get("trained_on") if isinstance(saved, dict) else None
+    if not isinstance(trained_on, dict) or "tokenizer" not in saved:
+        raise ValueError("does not record what it was trained on (a plain tokenizer file, or damaged)")
+    differences = [f"{key} {trained_on.get(key)!r}, not {value!r}" for key, value in record.items()
+                   if trained_on.get(key) != value]
+    if differences:
+        raise ValueError(f"was trained on other text or settings ({'; '.join(differences)})")
+    try:
+        tok = Tokenizer.from_str(json.dumps(saved["tokenizer"]))
+    except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exception
+        raise ValueError(f"is damaged ({e})") from None
+    tok.encode_special_tokens = True
+    return tok
+
+
 def save_tokenizer(tok: Tokenizer, path: Path) -> None:
-    """``tok`` as ``tokenizer.json`` at ``path``, written atomically (a unique temporary file, so that
-    parallel runs of a sweep never read half a file)."""
-    path = Path(path)
+    """``tok`` as ``tokenizer.json`` at ``path``, written atomically."""
+    _write_atomically(Path(path), tok.to_str())
+
+
+def _write_atomically(path: Path, content: str) -> None:
+    """``content`` at ``path`` through a unique temporary file, so that parallel runs of a sweep
+    never read half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(tok.to_str())
+            f.write(content)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -191,11 +226,11 @@ def save_tokenizer(tok: Tokenizer, path: Path) -> None:
 def _check(tok: Tokenizer, kind: str, vocab_size: int) -> None:
     specials = [tok.token_to_id(t) for t in SPECIAL_TOKENS]
     if specials != list(range(len(SPECIAL_TOKENS))):
-        raise ValueError(f"special tokens at ids {specials}, not 0..4")
+        raise ValueError(f"has special tokens at ids {specials}, not 0..4")
     if _kind_of(tok) != kind:
-        raise ValueError(f"a {_kind_of(tok)} tokenizer, not {kind}")
+        raise ValueError(f"holds a {_kind_of(tok)} tokenizer, not {kind}")
     if kind != "char" and tok.get_vocab_size() > vocab_size:
-        raise ValueError(f"{tok.get_vocab_size()} tokens, more than {vocab_size}")
+        raise ValueError(f"has {tok.get_vocab_size()} tokens, more than {vocab_size}")
 
 
 def _kind_of(tok: Tokenizer) -> str | None:
@@ -246,9 +281,3 @@ def _rejoin(text: str) -> str:
         text = pattern.sub(repl, text)
     return text
 
-
-def normalized_text(tok: Tokenizer, text: str) -> str:
-    """``text`` as the tokenizer's normalizer sees it (for ``bpe_study`` lowercased, accents
-    stripped, control characters dropped, whitespace made spaces), to count characters for bits per
-    character; ``text`` itself when there is no normalizer."""
-    return tok.normalizer.normalize_str(text) if tok.normalizer is not None else text

@@ -26,11 +26,27 @@ def lr_factor(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor
     return SCHEDULES[kind](cfg, total_steps, steps_per_epoch)
 
 
+def check_budget(schedule: DictConfig | None, train: DictConfig | None,
+                 steps_per_epoch: int | None = None) -> None:
+    """Builds ``schedule`` for the run's update budget, so that a schedule that cannot fit it (a
+    warm-up as long as the run, a one-cycle phase without updates) stops the run before any data or
+    model is built: from the config alone for a budget in updates (``train.steps``), and for one in
+    epochs as soon as the caller knows ``steps_per_epoch``."""
+    if schedule is None or train is None:
+        return
+    steps = train.get("steps")
+    if steps is None and train.get("epochs") is not None and steps_per_epoch is not None:
+        steps = int(train.epochs) * steps_per_epoch
+    if steps is not None:
+        lr_factor(schedule, int(steps), steps_per_epoch or 1)
+
+
 def _with_warmup(cfg: DictConfig, total_steps: int, after: Factor) -> Factor:
     """Linear warm-up from lr/warmup to lr over ``schedule.warmup_steps`` updates, then ``after``."""
     warmup = int(cfg.warmup_steps)
     if warmup >= total_steps and warmup > 0:
-        raise DlfpError(f"schedule.warmup_steps={warmup} must be below the {total_steps} updates")
+        raise DlfpError(f"schedule.warmup_steps={warmup} must be below the run's {total_steps} updates; "
+                        "lower it, or raise train.steps (train.epochs)")
     return lambda step: (step + 1) / warmup if step < warmup else after(step)
 
 

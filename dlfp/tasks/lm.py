@@ -1,12 +1,14 @@
 """A decoder-only Transformer language model, trained and measured in bits per character.
 
-Recipe: read the corpus (the last ``corpus.val_fraction`` of each file validates), train the
-tokenizer on the training text only (cached by corpus digest and settings; saved as the run's
-``tokenizer.json`` and inside the checkpoint), cut the token stream into packed windows or the
-study's padded paragraphs, train next-token cross-entropy with the shared driver, then score the
-whole validation text: loss per token, perplexity and bits per character (the total negative
-log-likelihood over the validation text's characters and ln 2: the unit that compares
-tokenizers). Finally sample the configured prompts into ``samples.txt`` and plot the curves.
+Recipe: check what the config alone decides, read the corpus (the last ``corpus.val_fraction`` of
+each file validates), train the tokenizer on the training text only (cached by what it was trained
+on), cut the token stream into packed windows or the study's padded paragraphs, check the corpus,
+vocabulary and schedule against them, save the run's ``tokenizer.json`` (also kept inside the
+checkpoint), train next-token cross-entropy with the shared driver, then score the whole validation
+text: loss per token, perplexity and bits per character (the total negative log-likelihood over
+the validation text's characters, as read, and ln 2: the unit that compares tokenizers). Finally
+sample the configured prompts into ``samples.txt`` and plot the curves. Every check comes before
+the run's first file, so a refused run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ from dlfp.data.tokenizer import (
     decode,
     encode,
     load_or_train,
-    normalized_text,
     save_tokenizer,
 )
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
+from dlfp.engine.schedules import check_budget
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.models import build_model
@@ -61,26 +63,24 @@ class ValText:
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw = run.hw
+    kind = check_config(cfg)
     corpus, entropy_rate = read_corpus(cfg.corpus, cfg.paths.data_dir)
-    kind = str(getattr(cfg.tokenizer.kind, "value", cfg.tokenizer.kind))
-    check_vocab_size(kind, int(cfg.tokenizer.vocab_size))
+    context = int(cfg.model.context)
+    check_long_enough(corpus, context + 1)  # by bytes: before the tokenizer is trained
     tokenizer = load_or_train(kind, corpus.train, int(cfg.tokenizer.vocab_size),
                               cache_dir=Path(cfg.paths.cache_dir) / "tokenizers",
-                              corpus_sha256=corpus.sha256)
-    if hw.ranks.is_main:
-        save_tokenizer(tokenizer, run.dir / "tokenizer.json")
-    pad_id, context = tokenizer.token_to_id(PAD), int(cfg.model.context)
+                              source={"corpus_sha256": corpus.sha256,
+                                      "val_fraction": float(cfg.corpus.val_fraction)})
+    pad_id = tokenizer.token_to_id(PAD)
     train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
-    check_long_enough(corpus, context + 1, len(train_ids), len(val_ids))
+    check_long_enough(corpus, context + 1, (len(train_ids), len(val_ids)))
     log.info("corpus: %s training and %s validation characters -> %s and %s %s tokens (vocabulary %d)",
              f"{len(corpus.train):,}", f"{len(corpus.val):,}", f"{len(train_ids):,}", f"{len(val_ids):,}",
              kind, tokenizer.get_vocab_size())
+    check_model_vocabulary(cfg.model.vocab_size, tokenizer.get_vocab_size(),
+                           f"the {kind} tokenizer's {tokenizer.get_vocab_size()} tokens")
 
-    vocab_size = cfg.model.vocab_size or tokenizer.get_vocab_size()
-    model: TransformerLM = build_model(cfg.model, vocab_size=vocab_size)
-    if model.vocab_size < tokenizer.get_vocab_size():
-        raise DlfpError(f"model.vocab_size={model.vocab_size} is smaller than the tokenizer's "
-                        f"{tokenizer.get_vocab_size()} tokens; set model.vocab_size=null")
+    model: TransformerLM = build_model(cfg.model, vocab_size=tokenizer.get_vocab_size())
     model.to(hw.device)
     lcfg = cfg.lm
     batches = str(getattr(lcfg.batches, "value", lcfg.batches))
@@ -91,6 +91,9 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                                  context, pad_id)
     loader = Loader(split.to(hw.device), int(cfg.train.batch_size), shuffle=True, seed=cfg.seed,
                     rank=hw.ranks.rank, world_size=hw.ranks.world_size)
+    check_budget(cfg.schedule, cfg.train, steps_per_epoch=len(loader))  # an epoch budget is known now
+    if hw.ranks.is_main:  # the run's first file, after every check
+        save_tokenizer(tokenizer, run.dir / "tokenizer.json")
     val = validation_text(tokenizer, corpus, val_ids, context, hw.device)
     during = val if lcfg.eval_tokens is None else truncated(val, int(lcfg.eval_tokens), context)
 
@@ -106,9 +109,11 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if not hw.ranks.is_main:  # rank 0 alone scores, samples and writes
         return {}
 
-    model.eval()
-    with torch.no_grad():
-        final = score(model, val, int(cfg.train.eval_batch_size), pad_id)
+    final = result.evaluation.get("val") if during is val else None  # the last evaluation, when whole
+    if final is None:
+        model.eval()
+        with torch.no_grad():
+            final = score(model, val, int(cfg.train.eval_batch_size), pad_id)
     summary = {"steps": float(result.steps), "train_tokens": float(len(train_ids)),
                **{f"val/{k}": v for k, v in final.items()}}
     if entropy_rate is not None:  # the floor of any model's bits per character on this text
@@ -122,6 +127,25 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                  "validation": [r for r in records if r["split"] == "val"]},
                 "loss", run.plots_dir / "loss.png", title="cross-entropy per token", ylabel="nats per token")
     return summary
+
+
+def check_config(cfg: DictConfig) -> str:
+    """What the config alone decides, before any text is read: the tokenizer's kind and size, and a
+    model vocabulary that cannot match a BPE tokenizer's. Returns the tokenizer's kind."""
+    kind = str(getattr(cfg.tokenizer.kind, "value", cfg.tokenizer.kind))
+    check_vocab_size(kind, int(cfg.tokenizer.vocab_size))
+    if kind != "char":  # a BPE has tokenizer.vocab_size tokens (fewer only when the text runs out of merges)
+        size = int(cfg.tokenizer.vocab_size)
+        check_model_vocabulary(cfg.model.vocab_size, size, f"tokenizer.vocab_size={size}")
+    return kind
+
+
+def check_model_vocabulary(model_vocab: int | None, tokens: int, tokenizer: str) -> None:
+    """``model.vocab_size`` is null (the tokenizer's) or the tokenizer's size: a smaller output layer
+    cannot score every token, a larger one samples ids the tokenizer cannot decode."""
+    if model_vocab is not None and int(model_vocab) != tokens:
+        raise DlfpError(f"model.vocab_size={model_vocab} differs from {tokenizer}; set "
+                        "model.vocab_size=null (the tokenizer's size)")
 
 
 def read_corpus(cfg: DictConfig, data_dir: str) -> tuple[Corpus, float | None]:
@@ -150,15 +174,18 @@ def next_token_loss(net: torch.nn.Module, x: torch.Tensor, length: torch.Tensor 
 def validation_text(tokenizer: Tokenizer, corpus: Corpus, val_ids: np.ndarray, context: int,
                     device: torch.device) -> ValText:
     """Every validation token scored once, the first from [SEP] alone. Characters are counted in
-    the text the tokenizer sees: for bpe_study the lowercased, accent-stripped text."""
+    the text as read, whatever the tokenizer's normaliser drops or expands (bpe_study's)."""
     rows, tokens = scoring_windows(val_ids, context, tokenizer.token_to_id(SEP), tokenizer.token_to_id(PAD))
-    return ValText(rows.to(device), tokens, len(normalized_text(tokenizer, corpus.val)))
+    return ValText(rows.to(device), tokens, len(corpus.val))
 
 
 def truncated(val: ValText, tokens: int, context: int) -> ValText:
     """The first ``tokens`` validation tokens (whole rows), with the characters they cover
-    estimated at the whole text's characters per token: a quick estimate during training."""
+    estimated at the whole text's characters per token: a quick estimate during training;
+    ``val`` itself when it has no more rows than that."""
     rows = min(len(val.rows), max(1, tokens // context))
+    if rows == len(val.rows):
+        return val
     kept = min(val.tokens, rows * context)
     return ValText(val.rows[:rows], kept, round(val.chars * kept / val.tokens))
 
