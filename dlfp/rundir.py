@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class RunDirCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_on(directory_problem(config, "hydra.run.dir"))
+        if config.get("resume"):
+            resumed = Resumed.of(Path(str(config.hydra.run.dir)))
+            _RESUMED[resumed.run_dir] = resumed
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")  # per job
@@ -42,6 +46,37 @@ class RunDirCheck(Callback):
             _exit_on(f"hydra.sweep.subdir={subdir!r} would put every job into the sweep directory "
                      "itself; leave it out (job N writes into <hydra.sweep.dir>/N)")
         _exit_on(directory_problem(config, "hydra.sweep.dir"))
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A run directory as a resume found it, before Hydra rewrote its ``.hydra/`` record with the
+    resume's settings: restored if the resume fails before it writes a checkpoint (a refused resume
+    must not leave the run recorded with settings it never ran with)."""
+
+    run_dir: Path
+    record: dict[Path, bytes]
+    checkpoints: dict[Path, int]
+
+    @classmethod
+    def of(cls, run_dir: Path) -> Resumed:
+        run_dir = run_dir.resolve()
+        return cls(run_dir, {p: p.read_bytes() for p in (run_dir / ".hydra").glob("*.yaml")},
+                   _checkpoint_times(run_dir))
+
+    def restore(self) -> None:
+        if _checkpoint_times(self.run_dir) != self.checkpoints:
+            return  # the resume trained: the record's settings are the checkpoint's now
+        for path, data in self.record.items():
+            with contextlib.suppress(OSError):
+                path.write_bytes(data)
+
+
+def _checkpoint_times(run_dir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").glob("*")}
+
+
+_RESUMED: dict[Path, Resumed] = {}  # this process's resumed run (a plain run: one), from on_run_start
 
 
 def _exit_on(problem: str | None) -> None:
@@ -106,7 +141,11 @@ def clear_failure(run_dir: Path) -> None:
 def record_failure(run_dir: Path, error: Exception) -> None:
     """A failed run leaves ``error.txt`` (with the traceback when the error is not the user's to
     fix), which the sweep report lists as the job's reason; none beside a finished run's
-    ``summary.json`` (a refused resume of it): the run there is still good."""
+    ``summary.json`` (a refused resume of it): the run there is still good. A resume that failed
+    before writing a checkpoint also gets its ``.hydra/`` record back (``Resumed``)."""
+    resumed = _RESUMED.pop(run_dir.resolve(), None)
+    if resumed is not None:
+        resumed.restore()
     if (run_dir / "summary.json").exists():
         return
     text = f"{type(error).__name__}: {error}\n"

@@ -390,9 +390,16 @@ def test_error_txt_tells_the_latest_attempt_and_never_marks_a_finished_run_faile
     train.main(without_hydra(hydra_job(SHORT, run_dir)))
     assert not error.exists()  # the run that succeeded replaced the failed one
     changed = [*SHORT, "optimizer.lr=0.01", "resume=true"]
+    record = run_dir / ".hydra" / "config.yaml"
+    record.parent.mkdir()
+    record.write_text("the run's own settings")
+    cfg = hydra_job(changed, run_dir)
+    RunDirCheck().on_run_start(cfg)
+    record.write_text("the refused resume's settings")  # as Hydra rewrites it at start-up
     with pytest.raises(SystemExit, match="would mix two runs"):
-        train.main(without_hydra(hydra_job(changed, run_dir)))
-    assert not error.exists()  # the finished run there is still good
+        train.main(without_hydra(cfg))
+    assert not error.exists()  # the finished run there is still good, and its record is its own
+    assert record.read_text() == "the run's own settings"
     (run_dir / "summary.json").unlink()  # an unfinished run: its error.txt says why it did not go on
     with pytest.raises(SystemExit, match="would mix two runs"):
         train.main(without_hydra(hydra_job(changed, run_dir)))
