@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         schedule = noise_schedule(str(cfg.ddpm.noise), int(cfg.ddpm.timesteps))
         if args.quality:
             return quality(args, cfg, schedule, model)
+        check_steps(args, schedule.steps)
         channels = int(json.loads(checkpoint["model_config"]).get("in_channels", 1))
         return samples(args, cfg.ddpm, schedule, model, channels, figures)
     except (DlfpError, ValueError) as e:
@@ -118,14 +119,28 @@ def figure_paths(args: argparse.Namespace) -> dict[str, Path]:
                             f"one of {', '.join(sorted(formats))}")
         if path.is_dir():
             raise DlfpError(f"{flags[name]} {path} is a folder; name a file in it, e.g. {path / 'grid.png'}")
-        check_directory(path.parent, flags[name])
+        check_directory(path.parent, flags[name], path)
     return {name: path for name, path in wanted.items() if path is not None}
 
 
-def check_directory(path: Path, flag: str) -> None:
-    why = unusable(str(path))
+def check_steps(args: argparse.Namespace, timesteps: int) -> None:
+    """``--steps`` against the sampler and the run's T, before any sampling."""
+    if args.steps is None:
+        return
+    if args.sampler == "ddpm":
+        raise DlfpError(f"--steps {args.steps}: ancestral DDPM runs all T={timesteps} steps; leave --steps "
+                        "out, or use --sampler ddim")
+    if args.steps > timesteps:
+        raise DlfpError(f"--steps {args.steps}: DDIM takes at most the run's T={timesteps} steps "
+                        f"(ddpm.timesteps); use --steps {timesteps} or fewer")
+
+
+def check_directory(folder: Path, flag: str, given: Path | None = None) -> None:
+    """``folder`` (that of the path ``given`` to ``flag``, or the flag's own) can be made and written."""
+    why = unusable(str(folder))
     if why:
-        raise DlfpError(f"{flag}: {path} {why}; name a folder that can be created and written")
+        where = f"{flag} {given}: its folder {folder}" if given is not None else f"{flag} {folder}"
+        raise DlfpError(f"{where} {why}; name a place where a folder can be created and written")
 
 
 def samples(args: argparse.Namespace, dcfg: DictConfig, schedule: NoiseSchedule, model: torch.nn.Module,

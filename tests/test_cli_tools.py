@@ -78,11 +78,11 @@ def test_ddpm_sample_checks_where_it_writes_before_loading_anything(tmp_path: Pa
     a_file = tmp_path / "file"
     a_file.write_text("")
     missing = str(tmp_path / "no run")  # the errors below are found before this is
-    cases = [(["--out", str(a_file / "grid.png")], f"--out: {a_file} is not a directory"),
+    cases = [(["--out", str(a_file / "grid.png")], f"grid.png: its folder {a_file} is not a directory"),
              (["--out", str(tmp_path / "grid.xyz")], "matplotlib writes no .xyz files"),
              (["--out", str(tmp_path)], "is a folder"),
-             (["--trajectory", str(a_file / "t.png")], "--trajectory: "),
-             (["--quality", "judge", "--out-dir", str(a_file / "q")], "--out-dir: ")]
+             (["--trajectory", str(a_file / "t.png")], "--trajectory "),
+             (["--quality", "judge", "--out-dir", str(a_file / "q")], f"--out-dir {a_file / 'q'} lies under")]
     for argv, message in cases:
         assert message in _one_error_line(ddpm_sample.main, [missing, *argv], capsys), argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
@@ -124,7 +124,10 @@ def test_ddpm_sample_quality_with_a_missing_classifier_leaves_no_folder(tiny_ddp
     assert "ddpm.quality.classifier" in err and "no checkpoint" in err
     assert not out_dir.exists()
     steps = _one_error_line(ddpm_sample.main, [str(tiny_ddpm), "--steps", "11"], capsys)
-    assert "between 1 and T=10 steps, got 11" in steps
+    assert "--steps 11: DDIM takes at most the run's T=10 steps" in steps
+    ancestral = _one_error_line(ddpm_sample.main, [str(tiny_ddpm), "--sampler", "ddpm", "--steps", "5"],
+                                capsys)
+    assert "--steps 5: ancestral DDPM runs all T=10 steps" in ancestral
 
 
 def test_option_type_reads_a_flag_as_the_config_reads_its_key() -> None:
