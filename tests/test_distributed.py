@@ -159,12 +159,12 @@ def test_submitit_job_of_two_tasks_trains_data_parallel(tmp_path):
     """Hydra's submitit launcher (the local executor: SLURM's code path without a cluster) starts a
     job of 2 tasks; dlfp derives torchrun's variables from submitit's and trains as 2 ranks."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
-    sweep = tmp_path / "sweep"
     proc = subprocess.run([sys.executable, "-m", "dlfp.train", "-m", *DDP, PER_PROCESS, "train.steps=20",
                            "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
-                           "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={sweep}"],
+                           "hydra.launcher.timeout_min=5"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    sweep = only_run_dir(tmp_path, "outputs/multirun/*/*/*")  # the job, in its own processes, used it
     summary = read_summary(sweep / "0")
     assert summary["processes"] == 2 and summary["metrics"]["steps"] == 20
     assert "1 jobs, 1 finished, 0 failed" in (sweep / "sweep_summary.md").read_text()
