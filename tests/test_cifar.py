@@ -299,8 +299,9 @@ def test_each_resnet_experiment_runs_end_to_end(tmp_path: Path, experiment: str)
     summary = read_summary(run_dir)
     assert summary["metrics"]["steps"] == steps and 0 <= summary["metrics"]["test/accuracy"] <= 1
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records if r["split"] == "val"] == [0.0, 1.0, 2.0]
-    assert [r["epoch"] for r in records if r["split"] == "test"] == [0.0, 1.0, 2.0]
+    # every epoch, and none at step 0 (the recipe's train.eval_at_start=false)
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [1.0, 2.0]
+    assert [r["epoch"] for r in records if r["split"] == "test"] == [1.0, 2.0]
     lrs = [r["lr"] for r in records if r["split"] == "train"]
     assert lrs == [0.1, 0.1]  # the study's multistep schedule is at its first stage
     assert (run_dir / "plots" / "confusion.png").is_file()
