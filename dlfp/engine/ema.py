@@ -91,6 +91,8 @@ class Lookahead:
         return {"average": dict(self.average), "pulls": self.pulls}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state["average"].items():
+        """Also a checkpoint written before ``pulls`` was kept (the average alone, begun at the
+        initial weights): it continues as it began."""
+        for key, value in state.get("average", state).items():
             self.average[key].copy_(value)
-        self.pulls = int(state["pulls"])
+        self.pulls = int(state.get("pulls", 1))
