@@ -95,7 +95,7 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA GPU here: use --device cpu")
     if not os.environ.get("DLFP_DATA"):
-        sys.exit("set DLFP_DATA to the folder that holds CIFAR-10 (e.g. ../shared/data)")
+        sys.exit("set DLFP_DATA to the folder that holds CIFAR-10")
     import airbench
 
     train_fn = getattr(airbench, f"train{args.variant}")

@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = parser.parse_args()
     if not os.environ.get("DLFP_DATA"):
-        sys.exit("set DLFP_DATA to the folder that holds CIFAR-10 (e.g. ../shared/data)")
+        sys.exit("set DLFP_DATA to the folder that holds CIFAR-10")
     print(f"experiment={args.experiment}, device {args.device}, hardware.threads {args.threads}, "
           f"data {os.environ['DLFP_DATA']}", flush=True)
     print(f"{'epochs':>6} {'seed':>4} {'train s':>8} {'run s':>7} {'process s':>9} {'test acc':>8} "

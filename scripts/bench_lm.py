@@ -1,7 +1,7 @@
 """Validation bits per character of ``experiment=lm_bench`` against wall time, and the KV cache's
 generation speed-up, on one fixed thread count.
 
-    DLFP_DATA=../shared/data .venv/bin/python scripts/bench_lm.py [--threads 1] [--out DIR] \
+    DLFP_DATA=/path/to/data .venv/bin/python scripts/bench_lm.py [--threads 1] [--out DIR] \
         [--config NAME "override ..."]... [--device cpu|cuda]
 
 Each config is one run of the experiment in a subprocess (the lr schedule spans its budget), one
@@ -39,7 +39,7 @@ def main() -> None:
                         "is dropped once the window slides: positions shift)")
     args = parser.parse_args()
     if not os.environ.get("DLFP_DATA"):
-        sys.exit("set DLFP_DATA to the folder that holds text/shakespeare.txt (e.g. ../shared/data)")
+        sys.exit("set DLFP_DATA to the folder that holds text/shakespeare.txt")
     env = {**os.environ, "RAYON_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
     print(f"experiment=lm_bench, device {args.device}, hardware.threads {args.threads}, "
           f"data {os.environ['DLFP_DATA']}\nbaseline: {BASELINE}", flush=True)
