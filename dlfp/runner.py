@@ -68,7 +68,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
         "timings": run.timings,
         "device": str(hw.device),
         "device_name": torch.cuda.get_device_name(hw.device) if hw.device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        else _cpu_name(),
         "threads": torch.get_num_threads() if cfg.hardware.threads is None else int(cfg.hardware.threads),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__},
@@ -106,6 +106,17 @@ def user_error(error: BaseException | None) -> DlfpError | None:
             return error
         error = error.__cause__
     return None
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (a single seed's metrics differ between CPU kinds: docs/design.md)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _git_commit() -> str | None:
