@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from matplotlib.backend_bases import FigureCanvasBase
 from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config.checks import ToolParser, option_type
@@ -41,9 +40,9 @@ from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
-from dlfp.rundir import unusable
 from dlfp.tasks.ddpm import check_quality_inputs, display_images, quality_table
 from dlfp.viz.diffusion import plot_denoising
+from dlfp.viz.figure_file import check_directory, check_figure_path
 from dlfp.viz.mosaic import plot_image_grid
 
 DEFAULT_OUT = Path("ddpm_samples.png")
@@ -110,16 +109,9 @@ def figure_paths(args: argparse.Namespace) -> dict[str, Path]:
     where a file can be made."""
     wanted = {"grid": args.out or (None if args.trajectory else DEFAULT_OUT), "trajectory": args.trajectory}
     flags = {"grid": "--out", "trajectory": "--trajectory"}
-    formats = FigureCanvasBase.get_supported_filetypes()
     for name, path in wanted.items():
-        if path is None:
-            continue
-        if path.suffix and path.suffix[1:].lower() not in formats:
-            raise DlfpError(f"{flags[name]} {path}: matplotlib writes no {path.suffix} files; use .png or "
-                            f"one of {', '.join(sorted(formats))}")
-        if path.is_dir():
-            raise DlfpError(f"{flags[name]} {path} is a folder; name a file in it, e.g. {path / 'grid.png'}")
-        check_directory(path.parent, flags[name], path)
+        if path is not None:
+            check_figure_path(path, flags[name])
     return {name: path for name, path in wanted.items() if path is not None}
 
 
@@ -133,14 +125,6 @@ def check_steps(args: argparse.Namespace, timesteps: int) -> None:
     if args.steps > timesteps:
         raise DlfpError(f"--steps {args.steps}: DDIM takes at most the run's T={timesteps} steps "
                         f"(ddpm.timesteps); use --steps {timesteps} or fewer")
-
-
-def check_directory(folder: Path, flag: str, given: Path | None = None) -> None:
-    """``folder`` (that of the path ``given`` to ``flag``, or the flag's own) can be made and written."""
-    why = unusable(str(folder))
-    if why:
-        where = f"{flag} {given}: its folder {folder}" if given is not None else f"{flag} {folder}"
-        raise DlfpError(f"{where} {why}; name a place where a folder can be created and written")
 
 
 def samples(args: argparse.Namespace, dcfg: DictConfig, schedule: NoiseSchedule, model: torch.nn.Module,

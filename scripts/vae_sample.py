@@ -5,22 +5,28 @@
     python scripts/vae_sample.py path/to/checkpoint.pt ...
 
 The checkpoint alone rebuilds the model (it holds the model's constructor arguments and the run's
-config); it loads with ``torch.load(weights_only=True)``.
+config); it loads with ``torch.load(weights_only=True)``. The numeric flags have the ranges of the
+``vae`` keys they stand for (dlfp/config/vae.py), and every flag and the output path are checked
+before the checkpoint loads.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from dlfp.config.checks import ToolParser, option_type
+from dlfp.config.vae import VAESectionConfig
 from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
 from dlfp.models.vae import VAE
+from dlfp.viz.figure_file import check_figure_path
 from dlfp.viz.mosaic import plot_image_grid
 
 
@@ -41,17 +47,19 @@ def sample(model: VAE, n: int, seed: int, threshold: float | None = None) -> tor
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    def vae(name: str) -> Callable[[str], Any]:
+        return option_type(VAESectionConfig, name)
+
+    parser = ToolParser(prog="vae_sample.py", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="a run directory of experiment=vae, or a checkpoint file")
-    parser.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    parser.add_argument("--n", type=vae("num_samples"), default=64, help="number of samples (default 64)")
     parser.add_argument("--out", type=Path, default=Path("vae_samples.png"), help="PNG to write")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--seed", type=vae("eval_seed"), default=0, help="seed of the latent draws")
+    parser.add_argument("--threshold", type=vae("sample_threshold"), default=None,
                         help="binarise the Bernoulli means at this value (default: show the means)")
     args = parser.parse_args(argv)
     try:
-        if args.n < 1:
-            raise DlfpError(f"--n must be positive, got {args.n}")
+        check_figure_path(args.out, "--out")
         model = load_vae(args.path)
         images = sample(model, args.n, args.seed, args.threshold)
     except DlfpError as e:

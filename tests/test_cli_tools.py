@@ -1,7 +1,7 @@
-"""The command-line tools (dlfp-generate, scripts/ddpm_sample.py, dlfp-reproduce) and the limits they
-share with the config: a flag is read and bounded as the config key it stands for (one definition),
-bad input is one ``error:`` line and exit 1 before any checkpoint loads, and a failure leaves no file
-or folder behind."""
+"""The command-line tools (dlfp-generate, scripts/ddpm_sample.py, scripts/vae_sample.py,
+dlfp-reproduce) and the limits they share with the config: a flag is read and bounded as the config
+key it stands for (one definition), bad input is one ``error:`` line and exit 1 before any
+checkpoint loads, and a failure leaves no file or folder behind."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from dlfp.models.transformer import TransformerLM
 from dlfp.models.unet import UNet
 
 ddpm_sample = _script("ddpm_sample")
+vae_sample = _script("vae_sample")
 
 
 def _one_error_line(tool, argv: list[str], capsys: pytest.CaptureFixture) -> str:
@@ -86,6 +87,20 @@ def test_ddpm_sample_checks_where_it_writes_before_loading_anything(tmp_path: Pa
     for argv, message in cases:
         assert message in _one_error_line(ddpm_sample.main, [missing, *argv], capsys), argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--n", "0"], "argument --n: 0 must be >= 1"),
+    (["--seed", "-1"], "argument --seed: -1 must be >= 0 and < 9223372036854775808"),
+    (["--threshold", "1.5"], "argument --threshold: 1.5 must be > 0 and < 1"),
+    (["--threshold", "nan"], "argument --threshold: nan must be a finite number > 0 and < 1"),
+    (["--out", "/proc/x/samples.png"], "--out /proc/x/samples.png: its folder /proc/x cannot be created"),
+    (["--out", "samples.xyz"], "matplotlib writes no .xyz files"),
+])
+def test_vae_sample_refuses_what_the_vae_section_refuses(tmp_path: Path, argv, message, capsys) -> None:
+    err = _one_error_line(vae_sample.main, [str(tmp_path / "no run"), *argv], capsys)
+    assert message in err  # before the (missing) checkpoint is looked at
+    assert not any(tmp_path.iterdir())
 
 
 def _checkpoint(path: Path, config: dict, model_cls: type, model_args: dict, task_state: dict) -> Path:

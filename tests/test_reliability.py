@@ -73,6 +73,7 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
     (["experiment=regression", "model.depth=0"], "model.depth=0 must be >= 1"),
     (["experiment=vae", "vae.mc_samples=0"], "vae.mc_samples=0 must be >= 1"),
     (["experiment=vae", "vae.iwae_k=[10,0]"], "vae.iwae_k=[10, 0] must all be >= 1"),
+    (["experiment=vae", "vae.sample_threshold=1"], "vae.sample_threshold=1.0 must be > 0 and < 1"),
     (["experiment=vae", "vae.data.threshold=300"], "vae.data.threshold=300.0 must be >= 0 and <= 255"),
     (["experiment=vae", "vae.traversal.dims=[1,1]"], "name two different latent dimensions"),
     (["experiment=vae", "model.latent_dim=0"], "model.latent_dim=0 must be >= 1"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dlfp.config.checks import Rule, limit
+from dlfp.config.checks import SEED, Rule, limit
 
 
 @dataclass
@@ -15,7 +15,7 @@ class VAEDataConfig:
     strict_balance: bool = False  # true: error if a digit has fewer than per_class images
     threshold: float = limit(128.0, ge=0, le=255)  # pixel (0..255, after downsampling) > threshold -> 1
     downsample: int = limit(2, ge=1)  # area-average factor: 28x28 -> 14x14
-    selection_seed: int = 0  # which images of each digit are chosen
+    selection_seed: int = limit(0, **SEED)  # which images of each digit are chosen
 
 
 @dataclass
@@ -35,9 +35,9 @@ class VAESectionConfig:
     eval_mc_samples: int = limit(100, ge=1)  # samples per image for the validation/final ELBO
     iwae_k: list[int] = limit(factory=lambda: [1, 10, 100, 1000], ge=1)  # final log p(x) bounds
     iwae_chunk: int = limit(100, ge=1)  # importance samples evaluated at once (memory bound)
-    eval_seed: int = 0  # noise of every evaluation, kept apart from the training noise
+    eval_seed: int = limit(0, **SEED)  # noise of every evaluation, kept apart from the training noise
     num_samples: int = limit(64, ge=1)  # images in plots/samples.png
-    sample_threshold: float | None = None  # null: show Bernoulli means; else binarise them at this
+    sample_threshold: float | None = limit(None, gt=0, lt=1)  # null: Bernoulli means; else binarised at it
     traversal: VAETraversalConfig = field(default_factory=VAETraversalConfig)
 
 
