@@ -61,6 +61,7 @@ BAD_VALUES = [  # (overrides, what the one error line must say)
     (["schedule=multistep", "schedule.gamma=0"], "schedule.gamma=0.0 must be > 0"),
     (["schedule=onecycle", "schedule.pct_start=1.5"], "schedule.pct_start=1.5 must be > 0 and < 1"),
     (["seed=-1"], "seed=-1 must be >= 0"),
+    (["dataset.split_seed=-1"], "dataset.split_seed=-1 must be >= 0 and < 9223372036854775808"),
     (["seed=99999999999999999999"], "seed=99999999999999999999 must be >= 0 and < 9223372036854775808"),
     (["model.patch_size=5"], "model.image_size=28, model.patch_size=5: the patches must tile the image"),
     (["model.hidden=[256,0]"], "model.hidden=[256, 0] must all be >= 1"),

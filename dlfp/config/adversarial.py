@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from omegaconf import II
 
-from dlfp.config.checks import limit
+from dlfp.config.checks import SEED, limit
 
 
 @dataclass
@@ -25,7 +25,7 @@ class AdversarialConfig:
     n_images: int = limit(500, ge=1)  # a seeded subset for PGD, I-FGSM and the curves (FGSM uses all)
     batch_size: int = limit(500, ge=1)
     gradient_images: int = limit(8, ge=1)  # correctly and wrongly classified images in the gradient figures
-    seed: int = II("seed")  # the subset and PGD's random starts
+    seed: int = limit(II("seed"), **SEED)  # the subset and PGD's random starts
 
 
 SCHEMAS = {"adversarial": {"adversarial": AdversarialConfig}}

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from omegaconf import II
 
-from dlfp.config.checks import Rule, limit
+from dlfp.config.checks import SEED, Rule, limit
 
 
 @dataclass
@@ -18,9 +18,9 @@ class MNISTConfig:
     root: str = "${paths.data_dir}"
     download: bool = True
     val_size: int = limit(5000, ge=1)  # held out of the 60,000 training images; the test set stays apart
-    split_seed: int = 0
+    split_seed: int = limit(0, **SEED)
     train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
-    subset_seed: int = II("seed")  # chooses that subset (the run seed unless set)
+    subset_seed: int = limit(II("seed"), **SEED)  # chooses that subset (the run seed unless set)
 
 
 @dataclass
@@ -28,9 +28,9 @@ class MNIST5kConfig:
     _target_: str = "dlfp.data.mnist5k.load_mnist5k"
     name: str = "mnist5k"
     val_size: int = limit(1000, ge=1)  # stratified: val_size / 10 per class
-    split_seed: int = 0
+    split_seed: int = limit(0, **SEED)
     train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
-    subset_seed: int = II("seed")  # chooses that subset (the run seed unless set)
+    subset_seed: int = limit(II("seed"), **SEED)  # chooses that subset (the run seed unless set)
 
 
 @dataclass
@@ -39,9 +39,9 @@ class CIFAR10Config:
     root: str = "${paths.data_dir}"  # holds cifar-10-batches-py, cifar10-jpeg.tar.gz or cifar10/
     download: bool = True  # through torchvision (md5-checked) when no source is found
     val_size: int = limit(5000, ge=0)  # held out of the 50,000 training images, stratified; 0: none
-    split_seed: int = 0
+    split_seed: int = limit(0, **SEED)
     train_size: int | None = limit(None, ge=1)  # a stratified subset of the training split; null = all of it
-    subset_seed: int = II("seed")
+    subset_seed: int = limit(II("seed"), **SEED)
 
 
 @dataclass
@@ -50,9 +50,9 @@ class CIFARSyntheticConfig:
     n_train: int = limit(2000, ge=10)  # generated 32x32 RGB images, ten classes
     val_size: int = limit(500, ge=0)  # generated validation images (0: none), as cifar10's hold-out
     n_test: int = limit(500, ge=10)
-    seed: int = 0  # draws the images (not the run seed: the data stay fixed across runs)
+    seed: int = limit(0, **SEED)  # draws the images (not the run seed: the data stay fixed across runs)
     train_size: int | None = limit(None, ge=1)
-    subset_seed: int = II("seed")
+    subset_seed: int = limit(II("seed"), **SEED)
 
 
 class RegressionTarget(Enum):
@@ -67,7 +67,7 @@ class SinRegressionConfig:
     noise_std: float = limit(0.0, ge=0)  # std of Gaussian noise added to the training targets
     x_low: float = 0.0  # training inputs are uniform on [x_low, x_high]: the data's support
     x_high: float = 1.0
-    seed: int = 0  # draws the inputs and the noise (the experiment sets it to ${seed})
+    seed: int = limit(0, **SEED)  # draws the inputs and the noise (the experiment sets it to ${seed})
 
     RULES: ClassVar = (Rule(("x_low", "x_high"), lambda low, high: low < high, "x_low must be below x_high"),)
 

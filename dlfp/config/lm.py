@@ -28,7 +28,7 @@ class CorpusConfig:
     download: bool = True  # fetch missing Gutenberg books (else: an error saying where to put them)
     val_fraction: float = limit(0.1, gt=0, lt=1)  # the last fraction of each file's characters validates
     generated_chars: int | None = limit(None, ge=1000)  # instead: a generated text of known entropy
-    generated_seed: int = 0
+    generated_seed: int = limit(0, **SEED)
 
     RULES: ClassVar = (Rule(("files", "gutenberg", "generated_chars"),
                             lambda files, books, generated: bool(files or books) != (generated is not None),

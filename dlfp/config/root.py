@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from dlfp.config.checks import limit
+from dlfp.config.checks import SEED, limit
 
 
 @dataclass
@@ -31,7 +31,7 @@ class TrackingConfig:
 class RootConfig:
     task: str = MISSING
     experiment_name: str = MISSING
-    seed: int = limit(0, ge=0, lt=2**63)  # seeds Python, NumPy and torch (and, by default, the data subsets)
+    seed: int = limit(0, **SEED)  # seeds Python, NumPy and torch (and, by default, the data subsets)
     objective: str = "val/error"  # summary metric returned to sweepers
     resume: bool = False  # continue from checkpoints/last.pt of hydra.run.dir
     paths: PathsConfig = field(default_factory=PathsConfig)
