@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dlfp.errors import DlfpError
+from dlfp.rundir import run_trace, unusable
 
 SIZES = ("smoke", "cpu", "gpu")
 CPU1 = ["hardware=cpu", "hardware.threads=1"]
@@ -310,6 +311,18 @@ def parse(argv: list[str]) -> dict[str, str]:
     return options
 
 
+def check_out(out: Path, parts: set[str]) -> None:
+    """``out`` can take the chosen parts' runs: a folder that can be made, holding none of them yet
+    (their sweeps would refuse it, and the report would show the old runs as this one's)."""
+    why = unusable(str(out))
+    if why:
+        raise DlfpError(f"out={out} {why}; name a folder that can be created and written")
+    held = [name for name in sorted(parts) if run_trace(out / name) is not None]
+    if held:
+        raise DlfpError(f"out={out} already holds the runs of {', '.join(held)}; choose another out= "
+                        "(or leave it out: outputs/reproduce/<size>/<date>/<time>)")
+
+
 def usage() -> str:
     """What ``--help`` prints: the arguments, this module's description and the parts."""
     return (f"usage: dlfp-reproduce [size={'|'.join(SIZES)}] [out=DIR] [parts=a,b]\n\n{__doc__.strip()}\n\n"
@@ -323,13 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         options = parse(argv)
+        size = options["size"]
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+        out = Path(options["out"] or f"outputs/reproduce/{size}/{stamp}").resolve()
+        chosen = set(filter(None, options["parts"].split(","))) or {p.name for p in PARTS}
+        check_out(out, chosen)
     except DlfpError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    size = options["size"]
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-    out = Path(options["out"] or f"outputs/reproduce/{size}/{stamp}").resolve()
-    chosen = set(filter(None, options["parts"].split(","))) or {p.name for p in PARTS}
+        return 1
     out.mkdir(parents=True, exist_ok=True)
     print(f"dlfp-reproduce size={size} into {out}", flush=True)
     began, outcomes = time.time(), []

@@ -45,10 +45,20 @@ def test_a_failed_part_is_listed_and_the_parts_needing_it_are_skipped(tmp_path: 
     (["size=huge"], "size=huge is not one of smoke, cpu, gpu"),
     (["parts=mnist,nope"], "unknown ['nope']"),
     (["sise=smoke"], "unknown argument 'sise=smoke'"),
+    (["out=/proc/x"], "out=/proc/x cannot be created"),
 ])
 def test_bad_arguments_are_one_line(argv: list[str], message: str, capsys) -> None:
-    assert reproduce.main(argv) == 2
+    assert reproduce.main(argv) == 1
     assert message in capsys.readouterr().err
+
+
+def test_an_out_folder_holding_a_parts_runs_is_refused_before_anything_runs(tmp_path: Path, capsys) -> None:
+    done = tmp_path / "repro" / "mnist" / "0" / "summary.json"  # an earlier reproduction's job
+    done.parent.mkdir(parents=True)
+    done.write_text("{}")
+    assert reproduce.main([f"out={tmp_path / 'repro'}", "parts=mnist,vae"]) == 1
+    assert "already holds the runs of mnist; choose another out=" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "repro").iterdir()) == ["mnist"]  # no report, no log
 
 
 def test_the_quality_model_row_says_which_split_its_accuracy_is_on() -> None:
