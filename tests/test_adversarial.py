@@ -13,8 +13,8 @@ from conftest import read_summary, run_inprocess
 from torch import nn
 
 from dlfp.data.transforms import Standardize
-from dlfp.engine.attacks import PixelModel, adversarial_batch, fgsm, pgd
 from dlfp.errors import DlfpError
+from dlfp.eval.attacks import PixelModel, adversarial_batch, fgsm, pgd
 from dlfp.tasks.adversarial import step_changes
 
 EPS = 8 / 255

@@ -21,7 +21,7 @@ from dlfp.engine.diffusion import (
     q_sample,
     sample,
 )
-from dlfp.engine.frechet import (
+from dlfp.eval.frechet import (
     feature_statistics,
     frechet_distance,
     frechet_distance_std,

@@ -1,7 +1,7 @@
 """Attacks on a trained classifier (experiment=cifar_adversarial), as the study analyses its CIFAR models.
 
 Recipe: rebuild the classifier from its checkpoint alone with its input transforms inside it
-(attacks work on pixels in [0, 1]; engine/trained_classifier.py); reload the split it was
+(attacks work on pixels in [0, 1]; eval/trained_classifier.py); reload the split it was
 evaluated on; then
 1. input gradients of correctly and wrongly classified images (two figures);
 2. iterative FGSM (5 steps of eps/5): the loss after each step and the perturbation's progression;
@@ -18,10 +18,10 @@ from omegaconf import DictConfig
 
 from dlfp.data import ImageData
 from dlfp.data.transforms import unit_pixels
-from dlfp.engine.attacks import accuracy, fgsm, pgd, pgd_attack
 from dlfp.engine.run import Run
-from dlfp.engine.trained_classifier import load_classifier
 from dlfp.errors import DlfpError
+from dlfp.eval.attacks import accuracy, fgsm, pgd, pgd_attack
+from dlfp.eval.trained_classifier import load_classifier
 from dlfp.viz.adversarial import (
     plot_accuracy_vs_eps,
     plot_input_gradients,

@@ -16,14 +16,14 @@ from torch import nn
 from dlfp.data import ImageData
 from dlfp.data.loader import Loader, transformed
 from dlfp.data.transforms import build_transforms, unit_pixels
-from dlfp.engine.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
-from dlfp.engine.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.engine.distributed import ONE_PROCESS, Ranks
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
+from dlfp.eval.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
+from dlfp.eval.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.models import build_model
 from dlfp.viz.classification import plot_augmentations, plot_classification
 

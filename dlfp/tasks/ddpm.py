@@ -6,7 +6,7 @@ trained by the shared driver with an EMA of the weights; every evaluation logs t
 ``ddpm.loss_buckets`` ranges of t on fixed validation images and noise (it differs by orders of
 magnitude across t). Then, with the EMA weights: the forward-noising figure, a grid of samples and
 the denoising trajectory (DDIM), and, when ``ddpm.quality.classifier`` names a trained
-``experiment=mnist_cnn`` run, the quality table (``engine/sample_quality.py``) for ancestral DDPM
+``experiment=mnist_cnn`` run, the quality table (``eval/sample_quality.py``) for ancestral DDPM
 with T steps and DDIM with each S, beside sanity rows: real training images, and the VAE's samples
 when ``ddpm.quality.vae`` names a VAE run.
 """
@@ -32,10 +32,10 @@ from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
 from dlfp.engine.progress import Progress
 from dlfp.engine.run import Run
-from dlfp.engine.sample_quality import Scored, class_counts, quality, score_images
-from dlfp.engine.trained_classifier import check_trained, load_classifier
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
+from dlfp.eval.sample_quality import Scored, class_counts, quality, score_images
+from dlfp.eval.trained_classifier import check_trained, load_classifier
 from dlfp.models import build_model
 from dlfp.models.unet import size_multiple
 from dlfp.viz.diffusion import plot_denoising, plot_loss_per_timestep, plot_noising

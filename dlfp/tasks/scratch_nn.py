@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 
 from dlfp.data import ImageData
 from dlfp.data.loader import Loader
-from dlfp.engine.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.engine.driver import fit
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
+from dlfp.eval.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.scratch.loss import SoftmaxCrossEntropy
 from dlfp.scratch.network import Network, build_patch_mlp
 from dlfp.scratch.sgd import SGD

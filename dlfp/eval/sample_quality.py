@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dlfp.engine.attacks import PixelModel
-from dlfp.engine.frechet import frechet_distance, frechet_distance_std
+from dlfp.eval.attacks import PixelModel
+from dlfp.eval.frechet import frechet_distance, frechet_distance_std
 
 
 @dataclass

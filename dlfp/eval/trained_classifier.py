@@ -15,9 +15,9 @@ from hydra.utils import instantiate
 
 from dlfp.data import ImageData
 from dlfp.data.transforms import build_transforms
-from dlfp.engine.attacks import PixelModel
 from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
+from dlfp.eval.attacks import PixelModel
 from dlfp.models import rebuild_model
 
 
