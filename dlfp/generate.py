@@ -25,10 +25,10 @@ from tokenizers import Tokenizer
 from dlfp.config.checks import ToolParser, option_type
 from dlfp.config.hardware import HardwareConfig
 from dlfp.config.lm import SampleConfig
+from dlfp.data.tokenizer import generate_text
 from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
-from dlfp.tasks.lm import generate_text
 
 # flags that replace the run's lm.sample keys, read with those keys' types and ranges
 SAMPLE_FLAGS = {"new_tokens": "tokens to sample per prompt", "temperature": "0: the most likely token",

@@ -336,7 +336,7 @@ def _dataset_example(report: Report, groups: list[Group]) -> Path | None:
         import torch
         from hydra.utils import instantiate
 
-        from dlfp.tasks.regression import Grid
+        from dlfp.eval.grid_errors import Grid
         from dlfp.viz.regression import plot_dataset
 
         cfg = OmegaConf.load(job.dir / ".hydra" / "config.yaml")

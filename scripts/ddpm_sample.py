@@ -39,9 +39,9 @@ from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
+from dlfp.eval.diffusion_quality import check_quality_inputs, quality_table
 from dlfp.models import rebuild_model
-from dlfp.tasks.ddpm import check_quality_inputs, display_images, quality_table
-from dlfp.viz.diffusion import plot_denoising
+from dlfp.viz.diffusion import display_images, plot_denoising
 from dlfp.viz.figure_file import check_directory, check_figure_path
 from dlfp.viz.mosaic import plot_image_grid
 

@@ -19,10 +19,11 @@ from dlfp.engine.checkpoint import load_checkpoint
 from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.optim import param_groups
 from dlfp.errors import DlfpError
+from dlfp.eval.grid_errors import Grid
 from dlfp.models.mlp import MLP
 from dlfp.models.mlp_sgd import MLPSGDStep
 from dlfp.report import main as report_main
-from dlfp.tasks.regression import Grid, make_update
+from dlfp.tasks.regression import make_update
 
 CPU = setup_hardware(OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False,
                                        "channels_last": False, "threads": None, "deterministic": True}))

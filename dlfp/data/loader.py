@@ -10,12 +10,18 @@ training: rank r of w takes every w-th index of the permutation.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from dlfp.data.images import Split
-from dlfp.data.transforms import Transform
+from dlfp.data.transforms import Transform, build_transforms
 from dlfp.errors import DlfpError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from dlfp.data import ImageData
 
 Batch = dict[str, torch.Tensor]
 
@@ -122,3 +128,18 @@ class Loader:
 def transformed(split: Split, transforms: Sequence[Transform]) -> Batch:
     """Every row of ``split`` as one batch through ``transforms`` (the model's view of a fixed set)."""
     return next(Loader(split, len(split), shuffle=False, transforms=transforms).epoch(0))
+
+
+def image_loaders(data: ImageData, cfg: DictConfig, device: torch.device | str, pixels: bool = False,
+                  rank: int = 0, world_size: int = 1) -> tuple[Loader, dict[str, Loader]]:
+    """The shuffled training loader (augmentation, then the transforms; only the augmentation
+    when ``pixels``, for attacks on pixels; this rank's shard under torchrun) and one loader per
+    evaluation split (the transforms only), with the splits moved to ``device``: every image task's
+    loaders (the torch classifier, the NumPy network)."""
+    transforms = build_transforms(cfg.train.transforms, data)
+    augment = build_transforms(cfg.train.augment, data, key="train.augment")
+    train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
+                   transforms=augment + ([] if pixels else transforms), rank=rank, world_size=world_size)
+    evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)
+             for split, s in data.eval_splits.items()}
+    return train, evals

@@ -37,12 +37,18 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from dlfp.errors import DlfpError
+
+if TYPE_CHECKING:
+    from dlfp.models.transformer import TransformerLM
+
+PAD, SEP = "[PAD]", "[SEP]"  # padding, and the separator that starts a text with no prompt
 
 log = logging.getLogger(__name__)
 
@@ -281,3 +287,14 @@ def _rejoin(text: str) -> str:
         text = pattern.sub(repl, text)
     return text
 
+
+def generate_text(model: TransformerLM, tokenizer: Tokenizer, prompt: str, sample_cfg: Any) -> str:
+    """The prompt and ``new_tokens`` sampled tokens as text (the same text for the same seed)."""
+    device = next(model.parameters()).device
+    ids = tokenizer.encode(prompt).ids or [tokenizer.token_to_id(SEP)]
+    generator = torch.Generator(device).manual_seed(int(sample_cfg.seed))
+    tokens = model.generate(torch.tensor([ids], device=device), int(sample_cfg.new_tokens),
+                            temperature=float(sample_cfg.temperature), top_k=sample_cfg.top_k,
+                            top_p=sample_cfg.top_p, generator=generator,
+                            use_cache=bool(getattr(sample_cfg, "use_cache", True)))
+    return decode(tokenizer, tokens[0].tolist())

@@ -14,9 +14,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from dlfp.data import ImageData
-from dlfp.data.loader import Loader, transformed
+from dlfp.data.loader import Loader, image_loaders, transformed
 from dlfp.data.transforms import build_transforms, unit_pixels
-from dlfp.engine.distributed import ONE_PROCESS, Ranks
 from dlfp.engine.driver import fit
 from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
@@ -40,7 +39,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if adversarial != "none" and hw.ranks.active:
         raise DlfpError("train.adversarial cannot run data-parallel (its attacks differentiate the "
                         "model outside DDP); run it as one process, without torchrun")
-    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, adversarial != "none", hw.ranks)
+    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, pixels=adversarial != "none",
+                                               rank=hw.ranks.rank, world_size=hw.ranks.world_size)
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
         model.fit_to_data(fitting_inputs(data, cfg, hw.device))
     smoothing = float(cfg.train.label_smoothing)
@@ -119,21 +119,6 @@ def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, 
     grid = torch.stack(rows, dim=1).clamp(0, 1).permute(0, 1, 3, 4, 2).numpy()  # (images, draws+1, H, W, C)
     plot_augmentations(grid, run.plots_dir / "augmentations.png",
                        title=f"{data.name}: stored (left), then {draws} draws of train.augment")
-
-
-def image_loaders(data: ImageData, cfg: DictConfig, device: torch.device | str, pixels: bool = False,
-                  ranks: Ranks = ONE_PROCESS) -> tuple[Loader, dict[str, Loader]]:
-    """The shuffled training loader (augmentation, then the transforms; only the augmentation
-    when ``pixels``, for attacks on pixels; this rank's shard under torchrun) and one loader per
-    evaluation split (the transforms only), with the splits moved to ``device``."""
-    transforms = build_transforms(cfg.train.transforms, data)
-    augment = build_transforms(cfg.train.augment, data, key="train.augment")
-    train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
-                   transforms=augment + ([] if pixels else transforms), rank=ranks.rank,
-                   world_size=ranks.world_size)
-    evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)
-             for split, s in data.eval_splits.items()}
-    return train, evals
 
 
 def evaluate(net: nn.Module, loader: Loader, num_classes: int,

@@ -30,9 +30,11 @@ from dlfp.data.loader import Loader
 from dlfp.data.markov_text import markov_corpus
 from dlfp.data.token_windows import packed_windows, padded_sequences, paragraphs, scoring_windows
 from dlfp.data.tokenizer import (
+    PAD,
+    SEP,
     check_vocab_size,
-    decode,
     encode,
+    generate_text,
     load_or_train,
     save_tokenizer,
 )
@@ -47,7 +49,6 @@ from dlfp.models.transformer import TransformerLM
 from dlfp.viz.curves import plot_curves
 
 log = logging.getLogger(__name__)
-PAD, SEP = "[PAD]", "[SEP]"
 IGNORE = -100  # cross_entropy's ignore_index: padded targets
 
 
@@ -208,18 +209,6 @@ def write_samples(model: TransformerLM, tokenizer: Tokenizer, sample_cfg: DictCo
     texts = [f"--- {prompt}\n{generate_text(model, tokenizer, prompt, sample_cfg)}\n"
              for prompt in sample_cfg.prompts]
     path.write_text("\n".join(texts))
-
-
-def generate_text(model: TransformerLM, tokenizer: Tokenizer, prompt: str, sample_cfg: Any) -> str:
-    """The prompt and ``new_tokens`` sampled tokens as text (the same text for the same seed)."""
-    device = next(model.parameters()).device
-    ids = tokenizer.encode(prompt).ids or [tokenizer.token_to_id(SEP)]
-    generator = torch.Generator(device).manual_seed(int(sample_cfg.seed))
-    tokens = model.generate(torch.tensor([ids], device=device), int(sample_cfg.new_tokens),
-                            temperature=float(sample_cfg.temperature), top_k=sample_cfg.top_k,
-                            top_p=sample_cfg.top_p, generator=generator,
-                            use_cache=bool(getattr(sample_cfg, "use_cache", True)))
-    return decode(tokenizer, tokens[0].tolist())
 
 
 class TokenizerState:

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dlfp.data import ImageData
-from dlfp.data.loader import Loader
+from dlfp.data.loader import Loader, image_loaders
 from dlfp.engine.driver import fit
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
@@ -22,7 +22,6 @@ from dlfp.scratch.loss import SoftmaxCrossEntropy
 from dlfp.scratch.network import Network, build_patch_mlp
 from dlfp.scratch.sgd import SGD
 from dlfp.scratch.update import ScratchUpdate
-from dlfp.tasks.classify import image_loaders
 from dlfp.viz.classification import plot_classification
 
 PATCH_MLP = "dlfp.models.patch_mlp.PatchMLP"

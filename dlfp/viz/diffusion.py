@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from dlfp.viz import save_figure
 from dlfp.viz.curves import plot_curves
@@ -66,3 +67,8 @@ def plot_loss_per_timestep(records: Sequence[dict[str, Any]], plots_dir: Path) -
     if len(last) > 1:
         ax.legend()
     return curve, save_figure(fig, plots_dir / "loss_per_timestep.png")
+
+
+def display_images(x: torch.Tensor) -> np.ndarray:
+    """Samples in [-1, 1] (N, 1, H, W) as (N, H, W) arrays on 0..1 for the figures."""
+    return ((x.float().cpu().clamp(-1, 1) + 1) / 2).squeeze(1).numpy()
