@@ -47,7 +47,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
              run_dir, f", {ranks.world_size} processes" if ranks.active else "")
     mirrors = build_mirrors(cfg, run_dir) if ranks.is_main else []
     metrics_log = MetricLog(run_dir / "metrics.jsonl", writes=ranks.is_main, mirrors=mirrors)
-    run = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=metrics_log)
+    run = Run(cfg=cfg, dir=run_dir, hw=hw, metrics=metrics_log, run_experiment=run_experiment)
     try:
         with cpu_threads(cfg.hardware.threads):
             metrics = task(cfg, run)

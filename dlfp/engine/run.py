@@ -6,8 +6,10 @@ the same seed have identical ``summary.json["metrics"]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -22,6 +24,9 @@ class Run:
     hw: Hardware
     metrics: MetricLog
     timings: dict[str, float] = field(default_factory=dict)  # seconds; kept out of metrics
+    # how this process runs a whole experiment (the runner's run_experiment), for a task that runs
+    # others (compare) without importing the runner that imports it
+    run_experiment: Callable[[DictConfig, Path, list[str]], dict[str, Any]] | None = None
 
     @property
     def plots_dir(self) -> Path:

@@ -27,7 +27,6 @@ from dlfp.config.overrides import override_key
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
-from dlfp.runner import run_experiment
 from dlfp.viz.curves import plot_curves
 
 log = logging.getLogger("dlfp")
@@ -46,7 +45,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         log.info("compare: running %s (task %s) in %s", name, sub_cfg.task, sub_dir)
         sub_dir.mkdir(parents=True, exist_ok=True)
         (sub_dir / "config.yaml").write_text(OmegaConf.to_yaml(sub_cfg))
-        summary = run_experiment(sub_cfg, sub_dir, sub_overrides)
+        summary = run.run_experiment(sub_cfg, sub_dir, sub_overrides)
         records = MetricLog(sub_dir / "metrics.jsonl").records()
         label = cfg.compare.labels.get(name, name)
         rows += table_rows(name, label, summary, records)
