@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from dlfp.config.checks import validate
 from dlfp.config.overrides import replace_budget
+from dlfp.config.scope import check_scope
 from dlfp.engine import distributed
 from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
 from dlfp.engine.metrics import MetricLog
@@ -27,7 +28,7 @@ from dlfp.engine.run import Run
 from dlfp.engine.schedules import check_budget
 from dlfp.engine.tracking import build_mirrors
 from dlfp.errors import DlfpError
-from dlfp.tasks import DATA_PARALLEL, get_task
+from dlfp.tasks import DATA_PARALLEL, get_task, task_reads
 
 log = logging.getLogger("dlfp")
 
@@ -37,6 +38,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     began = time.time()
     replace_budget(cfg, overrides)
     validate(cfg)
+    check_scope(cfg, task_reads(cfg.task))  # a setting this task would ignore: refused
     check_budget(cfg.get("schedule"), cfg.get("train"))  # a budget in updates: before any data
     task = get_task(cfg.task)
     ranks = data_parallel_ranks(cfg.task)

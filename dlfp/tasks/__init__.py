@@ -2,6 +2,8 @@
 
 Each entry is "module:function", imported only when chosen, so a run pays for the imports it
 uses. A runner takes ``(cfg, run)`` and returns its final metrics as a flat ``{name: value}``.
+Each task also declares what it reads of the config (``READS``; dlfp/config/scope.py), so a
+setting it would ignore is refused before the run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
+from dlfp.config.scope import Reads
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 
@@ -32,9 +35,35 @@ TASKS: dict[str, str] = {
 # the regression's hand-written update and the analyses of trained models run as one process)
 DATA_PARALLEL = frozenset({"classify", "vae", "lm", "ddpm"})
 
+# what each task reads beyond every run's keys (dlfp/config/scope.py): the trained tasks read the
+# driver's train keys; the train keys beyond them belong to the tasks named here
+TRAINED = frozenset({"train", "model", "dataset", "optimizer", "schedule"})
+CLASSIFY_TRAIN = frozenset({"transforms", "augment", "eval_splits", "label_smoothing", "adversarial",
+                            "adversarial_eps", "adversarial_steps", "adversarial_eval_images", "tta"})
+READS: dict[str, Reads] = {
+    "classify": Reads(TRAINED, {"train": CLASSIFY_TRAIN}),
+    "regression": Reads(TRAINED | {"regression"}),
+    "svm": Reads(frozenset({"dataset", "features", "svm"})),
+    "compare": Reads(everything=True),  # each experiment it runs is checked as its own run
+    "scratch_nn": Reads(TRAINED, {"train": frozenset({"transforms", "augment"})}),  # the image loaders
+    "vae": Reads(TRAINED | {"vae"}),
+    "adversarial": Reads(frozenset({"adversarial"})),  # model, data and split come from the checkpoint
+    "lm": Reads(TRAINED - {"dataset"} | {"tokenizer", "corpus", "lm"}),  # its data: corpus and tokenizer
+    "ddpm": Reads(TRAINED | {"ddpm"}, {"train": frozenset({"transforms"})}),
+}
+
 
 def get_task(name: str) -> Runner:
+    module, func = TASKS[_known(name)].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def task_reads(name: str) -> Reads:
+    """What task ``name`` reads of the config."""
+    return READS[_known(name)]
+
+
+def _known(name: str) -> str:
     if name not in TASKS:
         raise DlfpError(f"task={name!r} is unknown; known tasks: {', '.join(sorted(TASKS))}")
-    module, func = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    return name

@@ -1,0 +1,81 @@
+"""Scoped settings: each task declares what it reads of the config, and a value for anything else
+is refused before any data loads, instead of being silently ignored.
+
+The runner reads ``EVERY_RUN`` for every task. Beyond that a task declares (``Reads``, in the task
+registry ``dlfp.tasks.READS``) the top-level sections it reads and, of a shared section (``train``),
+the keys it reads beyond the ones every task that reads the section reads (``SHARED``: the
+driver's). ``check_scope`` refuses a section the task does not read that is present (not null) in
+the composed config, and a key of a shared section the task does not read whose value differs from
+its schema's default: shipped configs leave such keys at their defaults, so only a value someone set
+is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlfp.errors import DlfpError
+
+# read by the runner for every task: the run's identity, seed and paths, trackers, device and threads
+EVERY_RUN = frozenset({"task", "experiment_name", "seed", "objective", "resume", "paths", "tracking",
+                       "hardware"})
+# the train keys the driver (dlfp/engine/driver.py, updates.py) and every trained task's loader read
+DRIVER_KEYS = frozenset({
+    "steps", "epochs", "batch_size", "eval_batch_size", "cadence", "eval_every", "eval_at_start",
+    "log_every", "checkpoint_every", "grad_clip", "accumulate", "ema_decay", "ema_warmup",
+    "lookahead_decay", "lookahead_every", "record_seconds", "stop_loss",
+})
+# shared sections: the keys every task that reads the section reads; a task declares any others
+SHARED: Mapping[str, frozenset[str]] = {"train": DRIVER_KEYS}
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one task reads beyond ``EVERY_RUN``: top-level ``sections`` and, per shared section,
+    its ``keys`` beyond ``SHARED``'s. ``everything``: the task passes the config on to other
+    experiments (compare), whose own runs are checked."""
+
+    sections: frozenset[str] = frozenset()
+    keys: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    everything: bool = False
+
+
+def check_scope(cfg: DictConfig, reads: Reads) -> None:
+    """Raise one DlfpError naming every setting of ``cfg`` its task (``reads``) does not read."""
+    problems = scope_problems(cfg, reads)
+    if problems:
+        raise DlfpError("; ".join(problems))
+
+
+def scope_problems(cfg: DictConfig, reads: Reads) -> list[str]:
+    if reads.everything:
+        return []
+    where = f"experiment {cfg.get('experiment_name')} (task {cfg.get('task')})"
+    problems = []
+    for section in cfg.keys():
+        if section in EVERY_RUN or section == "hydra" or cfg.get(section) is None:
+            continue
+        if section not in reads.sections:
+            problems.append(f"{section} is set, but {where} does not read it: it would have no effect; "
+                            f"remove it (drop the {section}=... or {section}.* override)")
+        elif section in SHARED:
+            problems += _unread_keys(cfg[section], section, SHARED[section] | reads.keys.get(section, set()),
+                                     where)
+    return problems
+
+
+def _unread_keys(node: DictConfig, section: str, read: frozenset[str], where: str) -> list[str]:
+    """The keys of a shared section outside ``read`` whose values differ from the schema's defaults."""
+    values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    defaults = OmegaConf.to_container(OmegaConf.structured(OmegaConf.get_type(node)), enum_to_str=True)
+    return [f"{section}.{key}={_shown(values[key])} has no effect in {where}, which does not read it; "
+            f"remove it" for key in values if key not in read and values[key] != defaults.get(key)]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_shown(v) for v in value) + "]"
+    return str(value)

@@ -1,0 +1,115 @@
+"""Scoped settings (dlfp/config/scope.py): a value for a section or key the selected experiment's
+task does not read is one error naming it, before any data loads; every shipped config passes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY_MNIST, compose_config, run_cli, without_hydra
+
+from dlfp.config.scope import DRIVER_KEYS, SHARED, check_scope, scope_problems
+from dlfp.config.train import TrainLoopConfig
+from dlfp.errors import DlfpError
+from dlfp.tasks import READS, TASKS, task_reads
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+def _problems(overrides: list[str]) -> list[str]:
+    cfg = without_hydra(compose_config(overrides))
+    return scope_problems(cfg, task_reads(cfg.task))
+
+
+def _error(overrides: list[str]) -> str:
+    cfg = without_hydra(compose_config(overrides))
+    with pytest.raises(DlfpError) as info:
+        check_scope(cfg, task_reads(cfg.task))
+    return str(info.value)
+
+
+# the issue's ignored settings: (overrides, what the one error line must say)
+IGNORED = [
+    (["experiment=lm", "train.tta=flip"], "train.tta=flip has no effect in experiment lm (task lm)"),
+    (["experiment=lm", "train.label_smoothing=0.1"], "train.label_smoothing=0.1 has no effect in experiment"),
+    (["experiment=lm", "train.augment=[hflip]"], "train.augment=[hflip] has no effect in experiment lm"),
+    (["experiment=lm", "train.adversarial=pgd"], "train.adversarial=pgd has no effect in experiment lm"),
+    (["experiment=lm", "train.eval_splits=[test]"], "train.eval_splits=[test] has no effect in experiment"),
+    (["experiment=vae", "train.tta=flip"], "train.tta=flip has no effect in experiment vae (task vae)"),
+    (["experiment=regression", "train.tta=flip_translate"],
+     "train.tta=flip_translate has no effect in experiment regression (task regression)"),
+    (["tokenizer=char"], "tokenizer is set, but experiment mnist_nn_torch (task classify) does not read it"),
+    (["corpus=shakespeare"], "corpus is set, but experiment mnist_nn_torch (task classify) does not read it"),
+    (["experiment=lm", "dataset=mnist"], "dataset is set, but experiment lm (task lm) does not read it"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), IGNORED, ids=[" ".join(o) for o, _ in IGNORED])
+def test_an_ignored_setting_is_one_error_naming_key_and_experiment(overrides, message) -> None:
+    error = _error(overrides)
+    assert message in error and "remove it" in error
+    assert "\n" not in error
+
+
+# one experiment of each task, and a value other than the default for each train key a task may not read
+EXPERIMENT_OF = {"classify": "mnist_nn_torch", "regression": "regression", "svm": "mnist_svm",
+                 "compare": "mnist_compare", "scratch_nn": "mnist_nn_numpy", "vae": "vae",
+                 "adversarial": "cifar_adversarial", "lm": "lm", "ddpm": "ddpm"}
+SCOPED_TASKS = sorted(t for t in TASKS if not READS[t].everything)
+SET = {"transforms": ["rescale"], "augment": ["hflip"], "eval_splits": ["test"], "label_smoothing": 0.1,
+       "adversarial": "pgd", "adversarial_eps": 4.0, "adversarial_steps": 3, "adversarial_eval_images": 10,
+       "tta": "flip"}
+
+
+@pytest.mark.parametrize("task", SCOPED_TASKS)
+def test_every_task_refuses_each_train_key_it_does_not_read(task: str) -> None:
+    reads = READS[task]
+    cfg = without_hydra(compose_config([f"experiment={EXPERIMENT_OF[task]}"]))
+    assert cfg.task == task
+    if "train" not in reads.sections:
+        assert cfg.get("train") is None
+        return
+    unread = sorted(set(SET) - reads.keys.get("train", frozenset()))
+    for key in unread:
+        changed = cfg.copy()
+        changed.train[key] = SET[key]
+        assert [p.split("=")[0] for p in scope_problems(changed, reads)] == [f"train.{key}"], key
+    assert task != "classify" or not unread
+
+
+@pytest.mark.parametrize("task", SCOPED_TASKS)
+def test_every_task_refuses_an_unread_section(task: str) -> None:
+    section = next(s for s in ("tokenizer", "dataset") if s not in READS[task].sections)
+    overrides = {"tokenizer": "tokenizer=char", "dataset": "dataset=mnist"}[section]
+    assert any(p.startswith(f"{section} is set") for p in _problems([f"experiment={EXPERIMENT_OF[task]}",
+                                                                      overrides]))
+
+
+@pytest.mark.parametrize("debug", [[], ["debug=smoke"]], ids=["shipped", "smoke"])
+def test_every_experiment_reads_everything_its_config_holds(debug: list[str]) -> None:
+    for name in EXPERIMENTS:
+        assert _problems([f"experiment={name}", *debug]) == [], name
+
+
+def test_a_value_of_a_read_key_passes_and_a_default_of_an_unread_one_too() -> None:
+    assert _problems(["experiment=cifar_fast", "train.tta=flip", "train.label_smoothing=0.1"]) == []
+    assert _problems(["experiment=lm", "train.tta=none", "train.label_smoothing=0"]) == []
+    assert _problems(["experiment=ddpm", "train.transforms=[standardize]"]) == []
+
+
+def test_every_task_declares_what_it_reads_and_every_train_key_is_read() -> None:
+    assert set(READS) == set(TASKS) == set(EXPERIMENT_OF)
+    assert set(SET) == {f.name for f in dataclasses.fields(TrainLoopConfig)} - DRIVER_KEYS
+    read = set(SHARED["train"]).union(*(r.keys.get("train", ()) for r in READS.values()))
+    assert read == {f.name for f in dataclasses.fields(TrainLoopConfig)}
+
+
+def test_an_ignored_setting_through_the_cli_is_one_line_exit_1_before_any_data(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli([*TINY_MNIST, "train.steps=5", "corpus=shakespeare", f"hydra.run.dir={run_dir}"],
+                   cwd=tmp_path, check=False, env={"DLFP_DATA": str(tmp_path / "nodata")})
+    assert proc.returncode == 1
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert lines[-1].startswith("error: corpus is set, but experiment mnist_nn_torch (task classify)"), lines
+    assert not (tmp_path / "nodata").exists() and not (run_dir / "metrics.jsonl").exists()
