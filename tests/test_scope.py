@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_MNIST, compose_config, run_cli, without_hydra
+from conftest import ROOT, TINY_MNIST, compose_config, run_cli, run_inprocess, without_hydra
 
 from dlfp.config.scope import DRIVER_KEYS, SHARED, check_scope, scope_problems
 from dlfp.config.train import TrainLoopConfig
@@ -113,3 +113,10 @@ def test_an_ignored_setting_through_the_cli_is_one_line_exit_1_before_any_data(t
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert lines[-1].startswith("error: corpus is set, but experiment mnist_nn_torch (task classify)"), lines
     assert not (tmp_path / "nodata").exists() and not (run_dir / "metrics.jsonl").exists()
+
+
+def test_compare_refuses_an_override_none_of_its_experiments_reads_before_running_any(tmp_path: Path) -> None:
+    with pytest.raises(DlfpError, match=r"^tokenizer=char: none of compare.experiments \(mnist_svm, "
+                                        r"mnist_nn_numpy, mnist_nn_torch\) reads it"):
+        run_inprocess(["experiment=mnist_compare", "tokenizer=char"], tmp_path / "run")
+    assert not (tmp_path / "run" / "mnist_svm").exists()

@@ -36,11 +36,15 @@ EVERY_EXPERIMENT = ("debug",)  # config groups forwarded to every sub-run (debug
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     forwarded = own_overrides()
+    composed = {name: compose_experiment(name, forwarded, list(cfg.compare.overrides.get(name, [])))
+                for name in cfg.compare.experiments}  # all before any runs: an unused override is refused
+    unused = sorted(set(forwarded) - {o for _, overrides in composed.values() for o in overrides})
+    if unused:
+        raise DlfpError(f"{', '.join(unused)}: none of compare.experiments ({', '.join(composed)}) reads "
+                        "it, so it would have no effect; remove it")
     rows: list[dict] = []
     curves: dict[str, list[dict]] = {}
-    for name in cfg.compare.experiments:
-        extra = list(cfg.compare.overrides.get(name, []))
-        sub_cfg, sub_overrides = compose_experiment(name, forwarded, extra)
+    for name, (sub_cfg, sub_overrides) in composed.items():
         sub_dir = run.dir / name
         log.info("compare: running %s (task %s) in %s", name, sub_cfg.task, sub_dir)
         sub_dir.mkdir(parents=True, exist_ok=True)
