@@ -18,9 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from dlfp.config.checks import validate
-from dlfp.config.overrides import replace_budget
-from dlfp.config.scope import check_scope
+from dlfp.config.scope import check_run_config
 from dlfp.engine import distributed
 from dlfp.engine.hardware import cpu_threads, seed_everything, setup_hardware
 from dlfp.engine.metrics import MetricLog
@@ -36,9 +34,7 @@ log = logging.getLogger("dlfp")
 def run_experiment(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Seed, device and threads, the task in ``run_dir``, then ``summary.json``; returns the summary."""
     began = time.time()
-    replace_budget(cfg, overrides)
-    validate(cfg)
-    check_scope(cfg, task_reads(cfg.task))  # a setting this task would ignore: refused
+    check_run_config(cfg, overrides, task_reads(cfg.task))  # before any data
     check_budget(cfg.get("schedule"), cfg.get("train"))  # a budget in updates: before any data
     task = get_task(cfg.task)
     ranks = data_parallel_ranks(cfg.task)

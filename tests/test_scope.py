@@ -120,3 +120,11 @@ def test_compare_refuses_an_override_none_of_its_experiments_reads_before_runnin
                                         r"mnist_nn_numpy, mnist_nn_torch\) reads it"):
         run_inprocess(["experiment=mnist_compare", "tokenizer=char"], tmp_path / "run")
     assert not (tmp_path / "run" / "mnist_svm").exists()
+
+
+def test_compare_refuses_a_key_one_of_its_experiments_ignores_before_running_any(tmp_path: Path) -> None:
+    # train.tta reaches the two networks; the NumPy network does not read it, and the SVM would have
+    # run first (minutes on real data) before that sub-run refused it
+    with pytest.raises(DlfpError, match=r"train.tta=flip has no effect in experiment mnist_nn_numpy"):
+        run_inprocess(["experiment=mnist_compare", "train.tta=flip"], tmp_path / "run")
+    assert not (tmp_path / "run" / "mnist_svm").exists()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
+from dlfp.config.checks import validate
+from dlfp.config.overrides import replace_budget
 from dlfp.errors import DlfpError
 
 # read by the runner for every task: the run's identity, seed and paths, trackers, device and threads
@@ -41,6 +43,15 @@ class Reads:
     sections: frozenset[str] = frozenset()
     keys: Mapping[str, frozenset[str]] = field(default_factory=dict)
     everything: bool = False
+
+
+def check_run_config(cfg: DictConfig, overrides: list[str], reads: Reads) -> None:
+    """Everything about a run's config that needs no data, in order: a budget given on the command
+    line replaces the other, the values' ranges and relations, the task's scope. The runner calls
+    it for every run, and compare for each of its experiments before it runs any."""
+    replace_budget(cfg, overrides)
+    validate(cfg)
+    check_scope(cfg, reads)
 
 
 def check_scope(cfg: DictConfig, reads: Reads) -> None:

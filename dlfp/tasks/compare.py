@@ -24,9 +24,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlfp.config import CONF_DIR, register_configs
 from dlfp.config.overrides import override_key
+from dlfp.config.scope import check_run_config
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
+from dlfp.tasks import task_reads
 from dlfp.viz.curves import plot_curves
 
 log = logging.getLogger("dlfp")
@@ -42,6 +44,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if unused:
         raise DlfpError(f"{', '.join(unused)}: none of compare.experiments ({', '.join(composed)}) reads "
                         "it, so it would have no effect; remove it")
+    for sub_cfg, sub_overrides in composed.values():  # every experiment's config, before any runs
+        check_run_config(sub_cfg, sub_overrides, task_reads(sub_cfg.task))
     rows: list[dict] = []
     curves: dict[str, list[dict]] = {}
     for name, (sub_cfg, sub_overrides) in composed.items():
