@@ -68,3 +68,32 @@ def test_schema_error_from_cli_is_one_message_without_traceback(tmp_path: Path) 
     assert "Key 'lrr' not in 'SGDConfig'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def _schema_of(option: dict) -> tuple[str, str] | None:
+    """(group, name) of the schema an option file extends (``- /schema/<group>@_here_: <name>``)."""
+    for entry in option.get("defaults") or []:
+        for key, name in (entry.items() if isinstance(entry, dict) else []):
+            if key.startswith("/schema/") and key.endswith("@_here_"):
+                return key[len("/schema/"):-len("@_here_")], name
+    return None
+
+
+def test_no_option_file_restates_its_schemas_default() -> None:
+    """One home per default: an option file states only what differs from its schema's defaults, so
+    changing a default in the schema cannot be silently undone by a stale copy in YAML."""
+    import yaml
+
+    from dlfp.config import GROUP_SCHEMAS
+
+    restated = []
+    for path in sorted((ROOT / "conf").rglob("*.yaml")):
+        option = yaml.safe_load(path.read_text()) or {}
+        schema = _schema_of(option)
+        if schema is None:
+            continue
+        defaults = OmegaConf.to_container(OmegaConf.structured(GROUP_SCHEMAS[schema[0]][schema[1]]),
+                                          resolve=False, enum_to_str=True)
+        restated += [f"{path.relative_to(ROOT)}: {key}" for key, value in option.items()
+                     if key not in ("defaults", "_target_") and key in defaults and defaults[key] == value]
+    assert not restated, restated
