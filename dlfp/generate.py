@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 from dlfp.config.checks import ToolParser, option_type
 from dlfp.config.hardware import HardwareConfig
 from dlfp.config.lm import SampleConfig
-from dlfp.data.tokenizer import generate_text
+from dlfp.data.tokenizer import UNK_ID, generate_text
 from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
 from dlfp.models import rebuild_model
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 def unknown_characters(tokenizer: Tokenizer, text: str) -> list[str]:
     """The characters of ``text`` that encode to the unknown token (and so vanish from the model's
     input and from the decoded text), each once, in order."""
-    encoding, unk = tokenizer.encode(text), tokenizer.token_to_id("[UNK]")
-    return list(dict.fromkeys(ch for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == unk
+    encoding = tokenizer.encode(text)
+    return list(dict.fromkeys(ch for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == UNK_ID
                               for ch in text[start:end]))
 
 

@@ -8,7 +8,7 @@
 The checkpoint holds the UNet's constructor arguments, its EMA weights (used unless ``--raw``) and
 the run's config (noise schedule, T, clipping, variance). The grid goes to ``--out`` (without it:
 ddpm_samples.png, unless ``--trajectory`` names the only figure wanted). ``--quality`` runs the
-experiment's own quality evaluation (dlfp/tasks/ddpm.py ``quality_table``) and writes
+experiment's own quality evaluation (dlfp/eval/diffusion_quality.py ``quality_table``) and writes
 ``quality.md``, ``quality.json`` and ``metrics.jsonl`` into ``--out-dir``. The numeric flags have
 the ranges of the ``ddpm`` keys they stand for (dlfp/config/ddpm.py), and every flag and path is
 checked before the checkpoint loads; a failure leaves no folder behind.

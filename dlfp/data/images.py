@@ -70,6 +70,13 @@ class ImageData:
     def eval_splits(self) -> dict[str, Split]:
         return {name: s for name, s in (("val", self.val), ("test", self.test)) if s is not None}
 
+    def check_in_channels(self, in_channels: int) -> None:
+        """A model's ``in_channels`` against these images' channels, before it trains on them."""
+        channels = self.train.x.shape[1]
+        if in_channels != channels:
+            raise DlfpError(f"model.in_channels={in_channels} but dataset {self.name} has "
+                            f"{channels}-channel images; set model.in_channels={channels}")
+
 
 def image_data(name: str, train: Split, val: Split | None, test: Split | None, classes: list[str],
                train_size: int | None, subset_seed: int) -> ImageData:

@@ -48,12 +48,11 @@ from dlfp.errors import DlfpError
 if TYPE_CHECKING:
     from dlfp.models.transformer import TransformerLM
 
-PAD, SEP = "[PAD]", "[SEP]"  # padding, and the separator that starts a text with no prompt
-
 log = logging.getLogger(__name__)
 
 KINDS = ("bpe_study", "bpe_bytes", "char")
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"  # SEP starts a text with no prompt
+SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]
 PAD_ID, UNK_ID = 0, 1
 FORMAT_VERSION = 2  # bump when a kind's definition or the cache file changes, so old caches are not reused
 MIN_VOCAB = {"bpe_study": 64, "bpe_bytes": 256 + len(SPECIAL_TOKENS)}
@@ -116,7 +115,7 @@ def train_tokenizer(kind: str, text: str, vocab_size: int = 2048) -> Tokenizer:
 
 
 def _bpe_study() -> Tokenizer:
-    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok = Tokenizer(models.BPE(unk_token=UNK, continuing_subword_prefix="##"))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                 strip_accents=True, lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -152,7 +151,7 @@ def _char_tokenizer(text: str) -> Tokenizer:
     decodes by concatenation."""
     chars = sorted(set(text) - set(SPECIAL_TOKENS))
     vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *chars])}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(SPECIAL_TOKENS)
     tok.encode_special_tokens = True

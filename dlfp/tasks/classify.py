@@ -156,7 +156,5 @@ def _check_model_fits(model: nn.Module, data: ImageData) -> None:
             f"model has {outputs} outputs but dataset {data.name} has "
             f"{data.num_classes} classes; set model.num_classes={data.num_classes}"
         )
-    channels = data.train.x.shape[1]
-    if getattr(model, "in_channels", channels) != channels:
-        raise DlfpError(f"model.in_channels={model.in_channels} but dataset {data.name} has "
-                        f"{channels}-channel images; set model.in_channels={channels}")
+    if hasattr(model, "in_channels"):
+        data.check_in_channels(model.in_channels)

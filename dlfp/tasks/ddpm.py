@@ -83,10 +83,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
 
 def check_model_fits(model_cfg: DictConfig, data: ImageData) -> None:
     """The UNet's channels and halvings against the data's images, before anything is built."""
-    _, channels, height, width = data.train.x.shape
-    if int(model_cfg.in_channels) != channels:
-        raise DlfpError(f"model.in_channels={model_cfg.in_channels} but dataset {data.name} has "
-                        f"{channels}-channel images; set model.in_channels={channels}")
+    data.check_in_channels(int(model_cfg.in_channels))
+    height, width = data.train.x.shape[-2:]
     multiple = size_multiple(model_cfg.widths)
     if height % multiple or width % multiple:
         raise DlfpError(f"model.widths={list(model_cfg.widths)} halves the image {len(model_cfg.widths) - 1} "
