@@ -59,8 +59,7 @@ def worker(args: argparse.Namespace) -> None:
     hw = Hardware(device=device, amp_dtype=torch.bfloat16 if args.device == "cuda" else None, compile=False,
                   channels_last=False, ranks=ranks)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    step_loss = lambda net, b: torch.nn.functional.cross_entropy(net(b["x"]), b["y"])  # noqa: E731
-    update = TorchUpdate(model, optimizer, step_loss, hw, OmegaConf.create({}))
+    update = TorchUpdate(model, optimizer, hw, OmegaConf.create({}))
     batches = loader.epoch(0)
     for _ in range(args.warmup):
         update(next(batches))

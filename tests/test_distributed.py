@@ -210,7 +210,7 @@ TINY_TASKS = {
 @pytest.mark.slow  # the classifier runs in the default suite above
 @pytest.mark.parametrize("task", sorted(TINY_TASKS))
 def test_every_data_parallel_task_runs_under_torchrun(task, tmp_path):
-    """The VAE's loss calls encode/decode, not forward: DDP still sees it (StepLossModule)."""
+    """The VAE's loss calls encode/decode, not forward: DDP still sees it (LossOf)."""
     run_dir = tmp_path / "run"
     finish(torchrun([*TINY_TASKS[task], "hardware=cpu", f"paths.cache_dir={tmp_path / 'cache'}",
                      f"hydra.run.dir={run_dir}"], tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))

@@ -57,11 +57,23 @@ def _mse(net: nn.Module, batch: dict) -> torch.Tensor:
     return (net(batch["x"]) - batch["y"]).pow(2).mean()
 
 
+class _Linear(nn.Linear):
+    """A linear model that owns its training loss (the MSE), as every trained model does."""
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return _mse(self, batch)
+
+
 def _linear_update(train_cfg: DictConfig, lr: float = 0.1, seed: int = 0) -> TorchUpdate:
     torch.manual_seed(seed)
-    model = nn.Linear(3, 1).double()
+    model = _Linear(3, 1).double()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    return TorchUpdate(model, optimizer, _mse, setup_hardware(CPU), train_cfg)
+    return TorchUpdate(model, optimizer, setup_hardware(CPU), train_cfg)
+
+
+def _use_loss(update: TorchUpdate, loss) -> None:
+    """Replace the model's training loss by ``loss(net, batch)`` (to record or poison it)."""
+    update.model.loss = lambda batch: loss(update.model, batch)
 
 
 def _params(model: nn.Module) -> list[torch.Tensor]:
@@ -119,7 +131,7 @@ def test_ema_of_the_weights_matches_a_hand_computation(tmp_path: Path, warmup: b
         seen.append(_params(update.model))
         return _mse(net, batch)
 
-    update.step_loss = recording
+    _use_loss(update, recording)
     run = _run(tmp_path)
     fit(update, _Batches(), lambda net: {"val": {"w0": float(net.weight[0, 0])}}, run=run,
         train_cfg=_train_cfg(steps=6, ema_decay=decay, ema_warmup=warmup, eval_every=3, log_every=1,
@@ -187,7 +199,7 @@ def test_a_resumed_run_reports_the_whole_runs_training_seconds(tmp_path: Path) -
 
     cfg = dict(log_every=4, eval_every=4, checkpoint_every=4)
     first = _linear_update(_train_cfg())
-    first.step_loss = slow
+    _use_loss(first, slow)
     fit(first, _Batches(), None, run=_run(tmp_path), train_cfg=_train_cfg(steps=8, **cfg))
     run = _run(tmp_path)
     rest = fit(_linear_update(_train_cfg()), _Batches(), None, run=run, train_cfg=_train_cfg(steps=12, **cfg),
@@ -323,7 +335,7 @@ def test_stop_loss_ends_training_and_a_resumed_stopped_run_stays_stopped(tmp_pat
     cfg = _train_cfg(steps=100, stop_loss=0.2, log_every=2, eval_every=50, checkpoint_every=50)
     run = _run(tmp_path)
     update = _linear_update(cfg)
-    update.step_loss = counted
+    _use_loss(update, counted)
     result = fit(update, _Batches(), lambda net: {"val": {"one": 1.0}}, run=run,
                  train_cfg=cfg, measure_train=measure)
     assert result.steps == 4
@@ -348,7 +360,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint(
     poisoned.calls = 0
     cfg = _train_cfg(steps=20, log_every=1, eval_every=100, checkpoint_every=5)
     update = _linear_update(cfg)
-    update.step_loss = counting  # the 8th update's loss is NaN
+    _use_loss(update, counting)  # the 8th update's loss is NaN
     run = _run(tmp_path)
     with pytest.raises(DlfpError, match="NaN or infinite by update 8") as info:
         fit(update, _Batches(), None, run=run, train_cfg=cfg)

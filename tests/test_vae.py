@@ -239,6 +239,7 @@ class _Rows:
 
 def _fit(tmp_path: Path, step_loss) -> list[dict]:
     model = nn.Linear(3, 1)
+    model.loss = lambda batch: step_loss(model, batch["x"])
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the loss stays a known function of x
     train_cfg = OmegaConf.create({"steps": 6, "epochs": None, "log_every": 2, "eval_every": 100,
                                   "checkpoint_every": 100, "grad_clip": None})
@@ -246,7 +247,7 @@ def _fit(tmp_path: Path, step_loss) -> list[dict]:
                                           "channels_last": False, "threads": None,
                                           "deterministic": True}))
     run = Run(cfg=OmegaConf.create({}), dir=tmp_path, hw=hw, metrics=MetricLog(tmp_path / "m.jsonl"))
-    fit(TorchUpdate(model, opt, lambda net, batch: step_loss(net, batch["x"]), hw, train_cfg), _Rows(),
+    fit(TorchUpdate(model, opt, hw, train_cfg), _Rows(),
         None, run=run, train_cfg=train_cfg)
     return run.metrics.records("train")
 

@@ -1,9 +1,10 @@
 """Updates: one optimisation step on one batch, the part of training the driver leaves to a task.
 
 The driver (``dlfp.engine.driver.fit``) only needs the ``Update`` protocol below. ``TorchUpdate``
-is the autograd update of every torch experiment (AMP, gradient clipping, gradient accumulation);
-it also runs a hand-written step in place of autograd where a task supplies one (the regression
-MLP). The NumPy network's update lives beside it in ``dlfp.scratch.update``.
+is the autograd update of every torch experiment (AMP, gradient clipping, gradient accumulation,
+DDP) on the model's own training loss, ``model.loss(batch)``; it also runs a hand-written step in
+place of autograd where a task supplies one (the regression MLP). The NumPy network's update lives
+beside it in ``dlfp.scratch.update``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from dlfp.errors import DlfpError
 
 Batch = dict[str, Any]
 Loss = torch.Tensor | float
-StepOutput = Loss | tuple[Loss, dict[str, Loss]]
-StepLoss = Callable[[nn.Module, Batch], StepOutput]
+StepOutput = Loss | tuple[Loss, dict[str, Loss]]  # what ``model.loss(batch)`` returns
 
 
 class Update(Protocol):
@@ -46,25 +46,28 @@ def split_output(out: StepOutput) -> tuple[Loss, dict[str, Loss]]:
 
 
 class TorchUpdate:
-    """Autograd on ``step_loss(net, batch)``, then the optimiser; the model stays unwrapped for
-    checkpoints while ``net`` (compiled when ``hardware.compile``) runs the batches.
+    """Autograd on ``model.loss(batch)`` (the loss, or ``(loss, {name: term})``), then the
+    optimiser. The model stays unwrapped for checkpoints; ``LossOf(model)``, compiled when
+    ``hardware.compile``, runs the batches, and ``net`` (compiled too) the evaluations.
 
     ``train.accumulate = k`` splits each batch into k equal micro-batches whose gradients add up
     to the whole batch's: the same update with a k times smaller activation memory. ``manual_step``
     replaces autograd + ``optimizer.step`` with a hand-written update that applies the optimiser's
     rule itself and returns the batch loss.
 
-    Under torchrun the step loss runs inside ``DistributedDataParallel`` (``StepLossModule``: its
-    forward is the whole step loss, so models whose loss calls other methods than ``forward``, like
+    Under torchrun the loss runs inside ``DistributedDataParallel`` (around ``LossOf``: its
+    forward is the whole loss, so models whose loss calls other methods than ``forward``, like
     the VAE's ``encode``/``decode``, synchronise their gradients too). Evaluation uses the plain model.
     """
 
     checkpoint_suffix = ".pt"
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step_loss: StepLoss,
-                 hw: Hardware, train_cfg: DictConfig,
-                 manual_step: Callable[[Batch], torch.Tensor] | None = None) -> None:
-        self.model, self.optimizer, self.step_loss, self.hw = model, optimizer, step_loss, hw
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, hw: Hardware,
+                 train_cfg: DictConfig, manual_step: Callable[[Batch], torch.Tensor] | None = None) -> None:
+        if not callable(getattr(model, "loss", None)):
+            raise DlfpError(f"model {type(model).__name__} has no loss(batch) method; every trained "
+                            "model states its own training loss (docs/design.md, 'Contracts')")
+        self.model, self.optimizer, self.hw = model, optimizer, hw
         self.net = torch.compile(model) if hw.compile else model
         self.grad_clip = train_cfg.get("grad_clip")
         self.accumulate = int(train_cfg.get("accumulate", 1))
@@ -78,7 +81,9 @@ class TorchUpdate:
             raise DlfpError("this task's hand-written update cannot run data-parallel; run it as one "
                             "process (without torchrun)")
         self.manual_step = manual_step
-        self.ddp = _data_parallel(model, self.net, step_loss, hw) if hw.ranks.active else None
+        self.ddp = _data_parallel(model, hw) if hw.ranks.active else None
+        loss_of = self.ddp if self.ddp is not None else LossOf(model)
+        self.loss_of = torch.compile(loss_of) if hw.compile else loss_of
         self.scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.amp_dtype == torch.float16)
         self.peak_lrs = [group["lr"] for group in optimizer.param_groups]
         model.train()
@@ -104,7 +109,7 @@ class TorchUpdate:
 
     def _backward(self, batch: Batch, weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.autocast():
-            out = self.ddp(batch) if self.ddp is not None else self.step_loss(self.net, batch)
+            out = self.loss_of(batch)
             loss, terms = split_output(out)
         self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
         return loss.detach(), {k: v.detach() for k, v in terms.items()}
@@ -162,22 +167,22 @@ class TorchUpdate:
         self.scaler.load_state_dict(state["scaler"])
 
 
-class StepLossModule(nn.Module):
-    """A module whose forward is ``step_loss(net, batch)``: what ``DistributedDataParallel`` wraps."""
+class LossOf(nn.Module):
+    """A module whose forward is ``model.loss(batch)``: what ``torch.compile`` and
+    ``DistributedDataParallel`` wrap, so the whole loss is compiled and synchronised."""
 
-    def __init__(self, net: nn.Module, step_loss: StepLoss) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.net, self.step_loss = net, step_loss
+        self.model = model
 
     def forward(self, batch: Batch) -> StepOutput:
-        return self.step_loss(self.net, batch)
+        return self.model.loss(batch)
 
 
-def _data_parallel(model: nn.Module, net: nn.Module, step_loss: StepLoss,
-                   hw: Hardware) -> nn.parallel.DistributedDataParallel:
-    """The step loss under DDP: rank 0's weights copied to every rank, gradients averaged over them."""
+def _data_parallel(model: nn.Module, hw: Hardware) -> nn.parallel.DistributedDataParallel:
+    """The loss under DDP: rank 0's weights copied to every rank, gradients averaged over them."""
     if hw.sync_batchnorm:  # in place: the same parameters, so the optimiser's references stay valid
         for name, child in list(model.named_children()):
             setattr(model, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
     device_ids = [hw.device] if hw.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(StepLossModule(net, step_loss), device_ids=device_ids)
+    return nn.parallel.DistributedDataParallel(LossOf(model), device_ids=device_ids)

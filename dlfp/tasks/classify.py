@@ -57,7 +57,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         return F.cross_entropy(net(x), batch["y"], label_smoothing=smoothing)
 
     scores = SplitScores(lambda net, loader: evaluate(net, loader, data.num_classes, tta), eval_loaders)
-    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     during = splits_during_training(cfg, eval_loaders, data.name)
     result = fit(update, train_loader, lambda net: scores.during(net, during), run=run, train_cfg=cfg.train,
                  schedule=cfg.schedule, resume=cfg.resume, on_epoch_start=getattr(model, "set_epoch", None))

@@ -63,7 +63,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         return {"val": loss_by_timestep(net, schedule, loss_images, int(dcfg.loss_buckets),
                                         int(dcfg.sample_seed))}
 
-    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     result = fit(update, loader, evaluate, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume)
     if not hw.ranks.is_main:  # rank 0 alone scores, samples and writes

@@ -104,7 +104,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     def evaluate_val(net: torch.nn.Module) -> dict[str, dict[str, float]]:
         return {"val": score(net, during, int(cfg.train.eval_batch_size), pad_id)}
 
-    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume, task_state={"tokenizer": TokenizerState(tokenizer)})
     if not hw.ranks.is_main:  # rank 0 alone scores, samples and writes

@@ -55,7 +55,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
         return {"val": elbo_metrics(net, data.val, int(vcfg.eval_mc_samples), eval_noise(),
                                     cfg.train.eval_batch_size)}
 
-    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), step_loss, hw, cfg.train)
+    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
+    update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume)
     if not hw.ranks.is_main:  # rank 0 alone scores, plots and writes
