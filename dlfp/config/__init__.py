@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from dlfp.config import (
     adversarial,
@@ -40,7 +41,9 @@ for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, 
 def register_configs() -> None:
     """Put the root schema and one schema per group option into Hydra's ConfigStore."""
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=root.RootConfig)
+    schema = OmegaConf.structured(root.RootConfig)
+    OmegaConf.set_struct(schema, False)
+    cs.store(name="train_schema", node=schema)
     for group, schemas in GROUP_SCHEMAS.items():
         for name, node in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=node)

@@ -125,7 +125,7 @@ def _check_node(node: DictConfig, path: str, problems: list[str]) -> None:
     fields = _fields(schema) if dataclasses.is_dataclass(schema) else {}
     if fields:
         for key in node.keys():
-            if key not in fields:
+            if key not in fields and path:  # the root's sections are the scope check's (config/scope.py)
                 problems.append(f"{path}{key} is not a setting of {path.rstrip('.') or 'the config'} "
                                 f"(known: {', '.join(sorted(k for k in fields if not k.startswith('_')))}); "
                                 f"remove it")
@@ -236,4 +236,4 @@ def _expected(schema: type, name: str) -> str:
 def _shown(value: Any) -> str:
     if isinstance(value, (ListConfig, DictConfig)):
         return str(OmegaConf.to_container(value))
-    return str(getattr(value, "value", value))
+    return str(value)

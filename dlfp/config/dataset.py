@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 from omegaconf import II
@@ -55,7 +55,7 @@ class CIFARSyntheticConfig:
     subset_seed: int = limit(II("seed"), **SEED)
 
 
-class RegressionTarget(Enum):
+class RegressionTarget(StrEnum):
     sin_10pi_x4 = "sin_10pi_x4"  # f*(x) = sin(10 pi x^4)
 
 

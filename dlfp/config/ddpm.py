@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 from dlfp.config.checks import SEED, Rule, limit
 
 
-class NoiseKind(Enum):
+class NoiseKind(StrEnum):
     linear = "linear"  # beta from 1e-4 to 0.02 (Ho et al. 2020), both scaled by 1000 / T
     cosine = "cosine"  # Nichol & Dhariwal 2021
 
 
-class PosteriorVariance(Enum):
+class PosteriorVariance(StrEnum):
     beta = "beta"  # sigma_t^2 = beta_t
     beta_tilde = "beta_tilde"  # sigma_t^2 = (1 - abar_{t-1}) / (1 - abar_t) beta_t
 

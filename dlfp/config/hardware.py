@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from dlfp.config.checks import limit
 
 
-class Device(Enum):
+class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
 
-class AmpDtype(Enum):
+class AmpDtype(StrEnum):
     bfloat16 = "bfloat16"
     float16 = "float16"
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 from dlfp.config.checks import SEED, Rule, limit
 
 
-class TokenizerKind(Enum):
+class TokenizerKind(StrEnum):
     bpe_study = "bpe_study"  # the study's: lowercased, accents stripped, split at punctuation, "##" subwords
     bpe_bytes = "bpe_bytes"  # byte-level BPE, no normalisation: decode(encode(x)) == x
     char = "char"  # one token per character of the training text
@@ -35,7 +35,7 @@ class CorpusConfig:
                             "name text files or Gutenberg books, or set generated_chars, not both"),)
 
 
-class BatchKind(Enum):
+class BatchKind(StrEnum):
     packed = "packed"  # contiguous windows of context + 1 tokens cut from the token stream
     padded = "padded"  # the study's: one paragraph per sequence, padded, with the key-padding mask
 

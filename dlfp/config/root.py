@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from omegaconf import MISSING
 
@@ -36,19 +35,3 @@ class RootConfig:
     resume: bool = False  # continue from checkpoints/last.pt of hydra.run.dir
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    hardware: Any = None
-    train: Any = None  # the training driver and loader (absent in experiments that do not train)
-    model: Any = None
-    dataset: Any = None
-    optimizer: Any = None
-    schedule: Any = None
-    regression: Any = None  # regression task: error grid, input standardisation, fast update
-    vae: Any = None  # VAE task settings: data selection, ELBO/IWAE sampling, plots
-    features: Any = None  # image features for the SVM (features=gabor)
-    svm: Any = None  # the SVM classifier (experiment mnist_svm)
-    compare: Any = None  # which experiments mnist_compare runs and tabulates
-    tokenizer: Any = None  # the language model's tokenizer (experiment=lm)
-    corpus: Any = None  # the language model's text
-    lm: Any = None  # the language-model task: batches, evaluation, samples
-    ddpm: Any = None  # the diffusion model: noise schedule, samplers, quality evaluation (experiment=ddpm)
-    adversarial: Any = None  # the attack analysis of a trained classifier (experiment cifar_adversarial)

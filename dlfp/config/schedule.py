@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from dlfp.config.checks import limit
 
 
-class ScheduleKind(Enum):
+class ScheduleKind(StrEnum):
     constant = "constant"
     cosine = "cosine"
     linear = "linear"
@@ -16,12 +16,12 @@ class ScheduleKind(Enum):
     onecycle = "onecycle"
 
 
-class Anneal(Enum):
+class Anneal(StrEnum):
     cos = "cos"
     linear = "linear"
 
 
-class MilestoneUnit(Enum):
+class MilestoneUnit(StrEnum):
     epochs = "epochs"
     updates = "updates"
 

@@ -4,25 +4,25 @@ study table (experiment=mnist_compare)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from dlfp.config.checks import Rule, limit
 
 
-class SVMKernel(Enum):
+class SVMKernel(StrEnum):
     rbf = "rbf"
     linear = "linear"
     poly = "poly"
 
 
-class KernelApprox(Enum):
+class KernelApprox(StrEnum):
     none = "none"  # exact kernel SVC: cost grows with the square of the training size
     nystroem = "nystroem"  # Nystroem kernel map + LinearSVC
     rbf_sampler = "rbf_sampler"  # random Fourier features (rbf only) + LinearSVC
 
 
-class GaborNonlinearity(Enum):
+class GaborNonlinearity(StrEnum):
     energy = "energy"  # sqrt(even^2 + odd^2) of each quadrature phase pair: phase invariant
     abs = "abs"  # |response| of every filter
     relu = "relu"  # max(r, 0) and max(-r, 0) as two channels

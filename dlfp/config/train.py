@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from dlfp.config.checks import Rule, choices, limit
 from dlfp.config.transforms import TRANSFORM_OPTIONS
 
 
-class CadenceUnit(Enum):
+class CadenceUnit(StrEnum):
     updates = "updates"
     epochs = "epochs"
 
 
-class AdversarialKind(Enum):
+class AdversarialKind(StrEnum):
     none = "none"
     fgsm_rs = "fgsm_rs"  # FGSM from a random start, step 1.25 eps (Wong et al. 2020)
     pgd = "pgd"  # adversarial_steps steps from a random start, step 2.5 eps / steps (Madry et al. 2018)
 
 
-class TestTimeAugment(Enum):
+class TestTimeAugment(StrEnum):
     none = "none"
     flip = "flip"  # the image and its mirror
     flip_translate = "flip_translate"  # those, and both shifted one pixel up-left and down-right

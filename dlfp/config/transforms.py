@@ -9,7 +9,7 @@ the options' only defaults: dlfp/data/transforms.py builds each transform from t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 from dlfp.config.checks import Rule, limit
@@ -28,7 +28,7 @@ class RescaleOptions(FieldOptions):
     RULES: ClassVar = (Rule(("low", "high"), lambda low, high: low < high, "low must be below high"),)
 
 
-class PaddingMode(Enum):
+class PaddingMode(StrEnum):
     constant = "constant"  # zeros
     reflect = "reflect"  # the image mirrored at its border
 

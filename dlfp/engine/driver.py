@@ -275,7 +275,7 @@ class _Session:
 
 def _cadence(train_cfg: DictConfig, per_epoch: int) -> dict[str, int]:
     """Updates between train records, evaluations and checkpoints (``train.cadence``: updates|epochs)."""
-    unit = str(getattr(train_cfg.get("cadence", "updates"), "value", train_cfg.get("cadence", "updates")))
+    unit = str(train_cfg.get("cadence", "updates"))
     scale = per_epoch if unit == "epochs" else 1
     every = {}
     for key in ("log", "eval", "checkpoint"):

@@ -37,7 +37,7 @@ def setup_hardware(cfg: DictConfig, ranks: Ranks = ONE_PROCESS) -> Hardware:
     """Pick the device and determinism; AMP applies on CUDA only, channels_last on any device
     (mkldnn's CPU convolutions are faster in it too: docs/cifar.md). Under torchrun each rank
     drives the GPU of its local rank."""
-    wanted = str(cfg.device.value if hasattr(cfg.device, "value") else cfg.device)
+    wanted = str(cfg.device)
     if wanted == "cuda" and not torch.cuda.is_available():
         raise DlfpError("hardware=cuda but no CUDA device is available; use hardware=cpu or auto")
     use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
@@ -58,7 +58,7 @@ def setup_hardware(cfg: DictConfig, ranks: Ranks = ONE_PROCESS) -> Hardware:
         torch.backends.cudnn.allow_tf32 = True
     amp = None
     if use_cuda and cfg.amp_dtype is not None:
-        amp = getattr(torch, str(getattr(cfg.amp_dtype, "value", cfg.amp_dtype)))
+        amp = getattr(torch, str(cfg.amp_dtype))
     return Hardware(
         device=device,
         amp_dtype=amp,

@@ -20,7 +20,7 @@ Factor = Callable[[int], float]
 
 def lr_factor(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor:
     """The schedule ``cfg`` over a run of ``total_steps`` updates of ``steps_per_epoch`` per epoch."""
-    kind = str(getattr(cfg.kind, "value", cfg.kind))
+    kind = str(cfg.kind)
     if kind not in SCHEDULES:
         raise DlfpError(f"schedule.kind={kind!r} is unknown; known kinds: {', '.join(SCHEDULES)}")
     return SCHEDULES[kind](cfg, total_steps, steps_per_epoch)
@@ -68,7 +68,7 @@ def _constant(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor
 
 def _multistep(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor:
     """x ``gamma`` at each milestone (torch's MultiStepLR); milestones count epochs or updates."""
-    unit = str(getattr(cfg.unit, "value", cfg.unit))
+    unit = str(cfg.unit)
     per = steps_per_epoch if unit == "epochs" else 1
     milestones = sorted(int(m) * per for m in cfg.milestones)
     gamma = float(cfg.gamma)
@@ -96,7 +96,7 @@ def _onecycle(cfg: DictConfig, total_steps: int, steps_per_epoch: int) -> Factor
         return start + (end - start) * pct
 
     shape = cfg.get("anneal", "cos")
-    anneal = linear if str(getattr(shape, "value", shape)) == "linear" else cos
+    anneal = linear if str(shape) == "linear" else cos
 
     def factor(step: int) -> float:
         if step <= peak_step:

@@ -43,13 +43,13 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     bank = build_bank(cfg.features, image_size=x_train.shape[-1])
     log.info("SVM on %d training images (%dx%d), scored on %s (%d images); Gabor bank of %d filters",
              len(train), x_train.shape[-2], x_train.shape[-1], eval_split, len(evaluation), len(bank))
-    if len(train) > 20_000 and _value(cfg.svm.approx) == "none":
+    if len(train) > 20_000 and cfg.svm.approx == "none":
         log.warning("exact kernel SVC on %d images: fit time grows with the square of that (about "
                     "10 s for 10,000 here); set dataset.train_size or svm=nystroem", len(train))
 
     extractors: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "raw": lambda x: x.flatten(1),
-        "gabor": lambda x: gabor_features(x, bank, cfg.features.pool_grid, _value(cfg.features.nonlinearity)),
+        "gabor": lambda x: gabor_features(x, bank, cfg.features.pool_grid, cfg.features.nonlinearity),
     }
     summary: dict[str, float] = {"train_size": float(len(train))}
     confusions, rows = {}, []
@@ -138,7 +138,7 @@ def fit_and_score(
 
 def build_classifier(svm_cfg: DictConfig, features: np.ndarray, seed: int) -> Pipeline:
     """[StandardScaler] -> SVC, or [StandardScaler] -> kernel map -> LinearSVC (svm.approx)."""
-    kernel, approx = _value(svm_cfg.kernel), _value(svm_cfg.approx)
+    kernel, approx = svm_cfg.kernel, svm_cfg.approx
     gamma = check_gamma(svm_cfg.gamma)
     if svm_cfg.C <= 0:
         raise DlfpError(f"svm.C={svm_cfg.C} must be positive")
@@ -185,8 +185,8 @@ def write_results(run: Run, cfg: DictConfig, dataset: str, eval_split: str, trai
                   rows: list[tuple[str, dict[str, float], dict[str, float]]]) -> None:
     """results.md: one line per feature set (accuracy is deterministic, the seconds are not)."""
     svm = cfg.svm
-    approx = _value(svm.approx)
-    model = f"{_value(svm.kernel)} SVC" if approx == "none" else f"{approx}({svm.n_components}) + LinearSVC"
+    approx = svm.approx
+    model = f"{svm.kernel} SVC" if approx == "none" else f"{approx}({svm.n_components}) + LinearSVC"
     lines = [
         f"# SVM on {dataset}: raw pixels vs Gabor features (seed {cfg.seed})",
         "",
@@ -202,7 +202,3 @@ def write_results(run: Run, cfg: DictConfig, dataset: str, eval_split: str, trai
                      f"{timings['train_seconds']:.1f} | {timings['predict_seconds']:.1f} |")
     (run.dir / "results.md").write_text("\n".join(lines) + "\n")
 
-
-def _value(option: object) -> str:
-    """An enum config value as its string."""
-    return str(getattr(option, "value", option))
