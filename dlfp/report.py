@@ -263,7 +263,12 @@ def markdown(report: Report) -> str:
 def _experiment_name(sweep_dir: Path) -> str | None:
     path = sweep_dir / "multirun.yaml"
     try:
-        return str(OmegaConf.load(path).get("experiment_name")) if path.is_file() else None
+        cfg = OmegaConf.load(path) if path.is_file() else None
+        if cfg is None:
+            return None
+        if OmegaConf.is_interpolation(cfg, "experiment_name"):  # the default: the experiment file's name
+            return OmegaConf.select(cfg, "hydra.runtime.choices.experiment")
+        return str(cfg.experiment_name)
     except Exception:
         return None
 

@@ -32,6 +32,7 @@ def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictCon
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         extra = [f"hydra.run.dir={run_dir}"] if run_dir is not None else []
         cfg = compose("train", overrides=overrides + extra, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} (the experiment_name) resolves as in a run
     return cfg
 
 

@@ -29,7 +29,7 @@ class TrackingConfig:
 @dataclass
 class RootConfig:
     task: str = MISSING
-    experiment_name: str = MISSING
+    experiment_name: str = "${experiment_file:}"  # the experiment file's name unless set
     seed: int = limit(0, **SEED)  # seeds Python, NumPy and torch (and, by default, the data subsets)
     objective: str = "val/error"  # summary metric returned to sweepers
     resume: bool = False  # continue from checkpoints/last.pt of hydra.run.dir

@@ -103,10 +103,13 @@ def _compose(overrides: list[str], name: str) -> DictConfig:
     context = nullcontext() if initialized else initialize_config_dir(CONF_DIR, version_base="1.3")
     try:
         with context:
-            return compose(config_name="train", overrides=overrides)
+            cfg = compose(config_name="train", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as e:
         raise DlfpError(f"cannot compose experiment {name} for the comparison "
                         f"(overrides {overrides}): {e}") from None
+    if OmegaConf.is_interpolation(cfg, "experiment_name"):  # ${hydra:...} would name this run's experiment
+        cfg.experiment_name = name
+    return cfg
 
 
 def table_rows(name: str, label: str, summary: dict[str, Any], records: list[dict]) -> list[dict]:
