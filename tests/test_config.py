@@ -23,6 +23,15 @@ def test_every_experiment_composes_and_resolves(name: str) -> None:
     OmegaConf.to_container(job, resolve=True)  # every other interpolation resolves
 
 
+def test_a_composed_config_resolves_outside_a_run_as_cfg_job_resolve_prints_it() -> None:
+    """``dlfp-train --cfg job --resolve`` has no run directory yet: paths.output_dir is null, not
+    a traceback."""
+    cfg = compose_config(["experiment=vae"])
+    job = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    assert job["paths"]["output_dir"] is None and job["experiment_name"] == "vae"
+    assert not {"tokenizer", "corpus", "lm", "ddpm"} & set(job)  # groups vae does not use are absent
+
+
 def test_default_experiment_is_the_offline_mnist_network() -> None:
     cfg = compose_config([])
     assert cfg.experiment_name == "mnist_nn_torch"

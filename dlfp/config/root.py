@@ -13,7 +13,7 @@ from dlfp.config.checks import SEED, limit
 class PathsConfig:
     data_dir: str = "${oc.env:DLFP_DATA,data}"
     cache_dir: str = "${paths.data_dir}/.dlfp-cache"  # derived files (trained tokenizers), rebuildable
-    output_dir: str = "${hydra:runtime.output_dir}"
+    output_dir: str | None = "${hydra:runtime.output_dir}"  # null only outside a run (--cfg job --resolve)
 
 
 @dataclass
