@@ -52,20 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint = load_trained(args.checkpoint, "lm")
         model = rebuild_model(checkpoint)
-        tokenizer = Tokenizer.from_str(str(checkpoint["task"]["tokenizer"]["json"]))
+        tokenizer = Tokenizer.from_str(checkpoint["task"]["tokenizer"]["json"])
     except DlfpError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     sample = json.loads(checkpoint["config"])["lm"]["sample"]
     sample.update({name: getattr(args, name) for name in SAMPLE_FLAGS if hasattr(args, name)})
-    settings = SimpleNamespace(**sample, use_cache=not args.no_cache)
+    settings = SimpleNamespace(**sample)
     for prompt in args.prompt or sample["prompts"]:
         unknown = unknown_characters(tokenizer, prompt)
         if unknown:
             print(f"warning: the tokenizer has no token for {', '.join(map(repr, unknown))}: the prompt "
                   f"{prompt!r} goes to the model without them", file=sys.stderr)
         began = time.perf_counter()
-        text = generate_text(model, tokenizer, prompt, settings)
+        text = generate_text(model, tokenizer, prompt, settings, use_cache=not args.no_cache)
         seconds = time.perf_counter() - began
         print(f"--- {prompt}  ({settings.new_tokens} tokens in {seconds:.2f} s)\n{text}\n")
     return 0

@@ -23,8 +23,9 @@ from omegaconf import OmegaConf
 
 from dlfp.data.regression1d import sin_10pi_x4
 from dlfp.engine.hardware import setup_hardware
+from dlfp.engine.updates import TorchUpdate
 from dlfp.models.mlp import MLP
-from dlfp.tasks.regression import make_update
+from dlfp.models.mlp_sgd import manual_step
 
 CPU = setup_hardware(OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False,
                                        "channels_last": False, "threads": None, "deterministic": True}))
@@ -38,8 +39,9 @@ def updaters(batch_size: int, seed: int) -> tuple[Callable[[], None], Callable[[
     nets = [first, copy.deepcopy(first)]
     calls = []
     for net, fast in zip(nets, (False, True)):
-        update = make_update(net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9), fast, CPU,
-                             OmegaConf.create({"grad_clip": None, "accumulate": 1}))
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        update = TorchUpdate(net, optimizer, CPU, OmegaConf.create({"grad_clip": None, "accumulate": 1}),
+                             manual_step=manual_step(net, optimizer) if fast else None)  # as the task does
         calls.append(lambda update=update: update({"x": x, "y": y}))
     return calls[0], calls[1], nets[0], nets[1]
 

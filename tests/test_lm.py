@@ -15,7 +15,8 @@ from torch import nn
 from dlfp.data.markov_text import ALPHABET, entropy_rate, markov_chain, markov_text
 from dlfp.data.token_windows import packed_windows, padded_sequences, paragraphs, scoring_windows
 from dlfp.errors import DlfpError
-from dlfp.tasks.lm import ValText, next_token_loss, score
+from dlfp.models.transformer import TransformerLM
+from dlfp.tasks.lm import ValText, score
 
 TINY = ["experiment=lm", "hardware=cpu", "hardware.threads=1", "model.d_model=32", "model.heads=2",
         "model.head_dim=null", "model.layers=1", "model.context=16", "train.batch_size=8", "train.steps=20",
@@ -48,18 +49,16 @@ def test_padded_sequences_are_paragraph_pieces_with_their_lengths() -> None:
 
 
 def test_padding_is_neither_attended_to_nor_scored() -> None:
-    """Changing a padded token changes neither the loss nor the gradient; the loss is the mean over
-    the real next tokens only."""
-    from dlfp.models.transformer import TransformerLM
-
+    """Changing a padded token changes neither the model's loss nor the gradient; the loss is the
+    mean over the real next tokens only."""
     torch.manual_seed(0)
     model = TransformerLM(vocab_size=20, d_model=16, heads=2, layers=1, context=8)
     x = torch.tensor([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]])
     length = torch.tensor([4, 6])
     other = x.clone()
     other[0, 4:] = torch.tensor([17, 18])
-    loss = next_token_loss(model, x, length, pad_id=0)
-    assert torch.equal(loss, next_token_loss(model, other, length, pad_id=0))
+    loss = model.loss({"x": x, "length": length})
+    assert torch.equal(loss, model.loss({"x": other, "length": length}))
     logits, _ = model(x[:, :-1], padding=torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool))
     per_target = nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(), reduction="none")
     real = torch.tensor([1, 1, 1, 0, 0, 1, 1, 1, 1, 1], dtype=torch.bool)

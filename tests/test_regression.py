@@ -18,12 +18,12 @@ from dlfp.data.regression1d import make_regression1d, sin_10pi_x4
 from dlfp.engine.checkpoint import load_checkpoint
 from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.optim import param_groups
+from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.eval.grid_errors import Grid
 from dlfp.models.mlp import MLP
-from dlfp.models.mlp_sgd import MLPSGDStep
+from dlfp.models.mlp_sgd import MLPSGDStep, manual_step
 from dlfp.report import main as report_main
-from dlfp.tasks.regression import make_update
 
 CPU = setup_hardware(OmegaConf.create({"device": "cpu", "amp_dtype": None, "compile": False,
                                        "channels_last": False, "threads": None, "deterministic": True}))
@@ -38,6 +38,18 @@ def test_mlp_counts_hidden_layers_as_depth():
     assert [(m.in_features, m.out_features) for m in linears] == [(1, 256), (256, 256), (256, 256), (256, 1)]
     assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 3
     assert net(torch.zeros(7, 1)).shape == (7, 1)
+
+
+def make_update(net: MLP, optimizer: torch.optim.Optimizer, fast: bool) -> TorchUpdate:
+    """The regression task's update: the hand-written step when ``fast`` and it applies."""
+    fast_step = manual_step(net, optimizer) if fast else None
+    return TorchUpdate(net, optimizer, CPU, NO_EXTRAS, manual_step=fast_step)
+
+
+def test_mlp_loss_is_the_mean_squared_error():
+    torch.manual_seed(0)
+    net, x, y = MLP(depth=1, width=8), torch.rand(6, 1), torch.rand(6, 1)
+    assert torch.equal(net.loss({"x": x, "y": y}), ((net(x) - y) ** 2).mean())
 
 
 def test_mlp_standardises_its_input_with_saved_buffers():
@@ -65,7 +77,7 @@ def test_hand_written_step_matches_autograd_and_torch_sgd(sgd):
     for net, fast in zip(nets, (False, True)):
         optimizer = torch.optim.SGD(param_groups(net, sgd.get("weight_decay", 0.0)), lr=0.05,
                                     **{k: v for k, v in sgd.items() if k != "weight_decay"})
-        updates.append(make_update(net, optimizer, fast, CPU, NO_EXTRAS))
+        updates.append(make_update(net, optimizer, fast))
     assert updates[0].manual_step is None and updates[1].manual_step is not None
     for step in range(12):
         x = torch.rand(7, 1)
@@ -85,7 +97,7 @@ def test_other_optimisers_and_models_update_through_autograd():
     assert not MLPSGDStep.supports(net, torch.optim.Adam(net.parameters()))
     assert not MLPSGDStep.supports(nn.Sequential(nn.Linear(1, 1)), torch.optim.SGD(net.parameters(), lr=0.1))
     before = net.layers[0].weight.clone()
-    update = make_update(net, torch.optim.Adam(net.parameters(), lr=0.1), True, CPU, NO_EXTRAS)
+    update = make_update(net, torch.optim.Adam(net.parameters(), lr=0.1), True)
     assert update.manual_step is None
     update({"x": torch.rand(4, 1), "y": torch.rand(4, 1)})
     assert not torch.equal(before, net.layers[0].weight)

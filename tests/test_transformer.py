@@ -97,3 +97,19 @@ def test_top_k_one_and_a_tiny_top_p_are_greedy() -> None:
     assert torch.equal(sample_next(logits, 1.0, 1, None, g), logits.argmax(-1))
     assert torch.equal(sample_next(logits, 1.0, None, 1e-6, g), logits.argmax(-1))
     assert torch.equal(sample_next(logits, 0.0, None, None, g), logits.argmax(-1))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_loss_is_the_next_token_cross_entropy_the_task_trained_on(padded: bool) -> None:
+    """model.loss(batch) equals the LM task's former step loss, written out here, bit for bit."""
+    model = tiny().train()
+    x = torch.randint(5, 50, (3, 9))
+    batch = {"x": x, "length": torch.tensor([9, 4, 6])} if padded else {"x": x}
+    inputs, targets, padding = x[:, :-1], x[:, 1:], None
+    if padded:
+        padding = torch.arange(8)[None, :] >= (batch["length"][:, None] - 1)
+        targets = targets.masked_fill(padding, -100)
+    logits, _ = model(inputs, padding=padding)
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                                                 ignore_index=-100)
+    assert torch.equal(model.loss(batch), expected)

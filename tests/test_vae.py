@@ -152,6 +152,21 @@ def test_loss_is_the_negative_elbo_per_image_in_nats() -> None:
     assert terms["elbo"].item() == pytest.approx(elbo.mean().item(), rel=1e-5)
 
 
+def test_the_models_loss_is_the_negative_elbo_with_its_mc_samples() -> None:
+    """VAE.loss(batch) is the task's former step loss, negative_elbo(model, x, vae.mc_samples)."""
+    torch.manual_seed(3)
+    model, x = VAE(mc_samples=3), (torch.rand(6, 196) > 0.6).float()
+    torch.manual_seed(11)
+    loss, terms = model.loss({"x": x})
+    torch.manual_seed(11)
+    expected, expected_terms = negative_elbo(model, x, samples=3)
+    assert torch.equal(loss, expected)
+    assert all(torch.equal(terms[k], expected_terms[k]) for k in ("recon_ll", "kl", "elbo"))
+    assert VAE().mc_samples == 1  # without config: the one-draw estimator
+    with pytest.raises(ValueError, match="mc_samples"):
+        VAE(mc_samples=0)
+
+
 def test_untrained_zero_network_costs_196_log_2_nats_per_image() -> None:
     model = VAE()
     for p in model.parameters():
@@ -318,13 +333,13 @@ def _sample_script():
 def test_sampling_rebuilds_the_saved_model_exactly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     script = _sample_script()
     run_dir = tmp_path / "run"
-    run_inprocess([*TINY_VAE, "train.steps=5", "model.hidden=16"], run_dir)
-    # the checkpoint alone rebuilds the model: no config files are needed
+    run_inprocess([*TINY_VAE, "train.steps=5", "model.hidden=16", "vae.mc_samples=3"], run_dir)
+    # the checkpoint alone rebuilds the model and its training loss: no config files are needed
     moved = tmp_path / "elsewhere.pt"
     (run_dir / "checkpoints" / "last.pt").rename(moved)
     model = script.load_vae(moved)
     saved = load_checkpoint(moved)["update"]["model"]
-    assert model.decoder[0].out_features == 16
+    assert model.decoder[0].out_features == 16 and model.mc_samples == 3
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     a, b = script.sample(model, 4, seed=2), script.sample(model, 4, seed=2)
     assert a.shape == (4, 14, 14) and torch.equal(a, b)

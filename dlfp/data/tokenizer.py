@@ -287,13 +287,14 @@ def _rejoin(text: str) -> str:
     return text
 
 
-def generate_text(model: TransformerLM, tokenizer: Tokenizer, prompt: str, sample_cfg: Any) -> str:
-    """The prompt and ``new_tokens`` sampled tokens as text (the same text for the same seed)."""
+def generate_text(model: TransformerLM, tokenizer: Tokenizer, prompt: str, sample_cfg: Any,
+                  use_cache: bool = True) -> str:
+    """The prompt and ``new_tokens`` sampled tokens as text (the same text for the same seed);
+    ``sample_cfg`` has the fields of ``lm.sample`` (dlfp.config.lm.SampleConfig)."""
     device = next(model.parameters()).device
     ids = tokenizer.encode(prompt).ids or [tokenizer.token_to_id(SEP)]
-    generator = torch.Generator(device).manual_seed(int(sample_cfg.seed))
-    tokens = model.generate(torch.tensor([ids], device=device), int(sample_cfg.new_tokens),
-                            temperature=float(sample_cfg.temperature), top_k=sample_cfg.top_k,
-                            top_p=sample_cfg.top_p, generator=generator,
-                            use_cache=bool(getattr(sample_cfg, "use_cache", True)))
+    generator = torch.Generator(device).manual_seed(sample_cfg.seed)
+    tokens = model.generate(torch.tensor([ids], device=device), sample_cfg.new_tokens,
+                            temperature=sample_cfg.temperature, top_k=sample_cfg.top_k,
+                            top_p=sample_cfg.top_p, generator=generator, use_cache=use_cache)
     return decode(tokenizer, tokens[0].tolist())

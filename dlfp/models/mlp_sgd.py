@@ -11,15 +11,27 @@ checks that parameters match autograd + torch.optim.SGD update for update.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from dlfp.models.mlp import MLP
 
 
+def manual_step(model: nn.Module, optimizer: torch.optim.Optimizer
+                ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+    """The hand-written step on a batch {x, y}, as ``TorchUpdate(manual_step=...)`` takes it, where
+    it applies (an MLP under SGD); None otherwise, so autograd on ``model.loss`` runs instead."""
+    if not MLPSGDStep.supports(model, optimizer):
+        return None
+    step = MLPSGDStep(model, optimizer)
+    return lambda batch: step.step(batch["x"], batch["y"])
+
+
 class MLPSGDStep:
-    """``step(x, y)``: one SGD update of ``model`` on the mean squared error of (x, y); returns
-    that error (before the update), as the driver logs it."""
+    """``step(x, y)``: one SGD update of ``model`` on the mean squared error of (x, y), the MLP's
+    ``loss``; returns that error (before the update), as the driver logs it."""
 
     def __init__(self, model: MLP, optimizer: torch.optim.Optimizer) -> None:
         if not self.supports(model, optimizer):

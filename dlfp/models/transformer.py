@@ -8,7 +8,8 @@ a key-padding mask, or computed by ``F.scaled_dot_product_attention`` (``sdpa=Tr
 agree, tested). With a padding mask, positions count only the real tokens, so left padding (none
 of the tasks pads on the left today) changes no real token's logits (tested). ``generate`` samples
 with temperature, top-k and top-p, with or without a cache of the keys and values of earlier
-positions (the same tokens for the same seed, tested).
+positions (the same tokens for the same seed, tested). ``loss(batch)`` is the training loss, the
+mean next-token cross-entropy (``next_token_loss``), which the LM task's scoring shares.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 Cache = list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys and values (B, heads, T, head_dim)
+IGNORE = -100  # cross_entropy's ignore_index: padded targets
 
 
 def sinusoidal_encoding(positions: int, d_model: int) -> torch.Tensor:
@@ -81,9 +83,12 @@ class Block(nn.Module):
 
 
 class TransformerLM(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int = 256, heads: int = 2, layers: int = 4,
-                 context: int = 128, mlp_hidden: int | None = None, dropout: float = 0.0,
-                 tie_weights: bool = False, sdpa: bool = False, head_dim: int | None = None) -> None:
+    """The sizes are required (their defaults live in model=transformer's schema); the options
+    default to off, as the schema's do, for models built without config (tests)."""
+
+    def __init__(self, vocab_size: int, d_model: int, heads: int, layers: int, context: int,
+                 mlp_hidden: int | None = None, dropout: float = 0.0, tie_weights: bool = False,
+                 sdpa: bool = False, head_dim: int | None = None) -> None:
         super().__init__()
         self.vocab_size, self.context = vocab_size, context
         self.embed = nn.Embedding(vocab_size, d_model)
@@ -123,6 +128,11 @@ class TransformerLM(nn.Module):
             new_cache.append(present)
         return self.head(self.norm(h)), new_cache
 
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss: mean cross-entropy of each row's next tokens, ``batch["x"]`` (B, T+1)
+        with ``batch["length"]`` (B,) when its rows are padded."""
+        return next_token_loss(self, batch["x"], batch.get("length"))
+
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
@@ -139,6 +149,23 @@ class TransformerLM(nn.Module):
             nxt = sample_next(logits[:, -1].float(), temperature, top_k, top_p, generator)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
         return tokens
+
+
+def next_token_loss(net: nn.Module, x: torch.Tensor, length: torch.Tensor | None = None, *,
+                    ignore_index: int = IGNORE, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of each row's next tokens, ``net`` run on ``x[:, :-1]``. With ``length``, rows
+    are trimmed to the batch's longest and their padding is masked from attention and ignored by
+    the loss; without it, targets equal to ``ignore_index`` are ignored (the scoring's [PAD])."""
+    padding = None
+    if length is not None:
+        x = x[:, : int(length.max())]
+        padding = torch.arange(x.shape[1] - 1, device=x.device)[None, :] >= (length[:, None] - 1)
+    inputs, targets = x[:, :-1], x[:, 1:]
+    if padding is not None:
+        targets = targets.masked_fill(padding, ignore_index)
+    logits, _ = net(inputs, padding=padding)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index,
+                           reduction=reduction)
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,

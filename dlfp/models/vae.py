@@ -17,11 +17,20 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 class VAE(nn.Module):
-    """Encoder D -> hidden (tanh) -> 2L (mu, log sigma^2); decoder L -> hidden (tanh) -> D logits."""
+    """Encoder D -> hidden (tanh) -> 2L (mu, log sigma^2); decoder L -> hidden (tanh) -> D logits.
 
-    def __init__(self, input_dim: int = 196, hidden: int = 128, latent_dim: int = 8) -> None:
+    ``loss(batch)`` is the negative ELBO with ``mc_samples`` draws of z per image: the VAE task
+    passes ``vae.mc_samples``, so the checkpoint's constructor arguments rebuild the loss the model
+    trained on. The defaults, model=vae's and one draw (the textbook estimator), are kept for models
+    built without config: tests, and checkpoints written before the model owned its loss.
+    """
+
+    def __init__(self, input_dim: int = 196, hidden: int = 128, latent_dim: int = 8,
+                 mc_samples: int = 1) -> None:
         super().__init__()
-        self.input_dim, self.latent_dim = input_dim, latent_dim
+        if mc_samples < 1:
+            raise ValueError(f"mc_samples must be positive, got {mc_samples}")
+        self.input_dim, self.latent_dim, self.mc_samples = input_dim, latent_dim, mc_samples
         self.encoder = nn.Sequential(
             nn.Linear(input_dim, hidden), nn.Tanh(), nn.Linear(hidden, 2 * latent_dim)
         )
@@ -42,6 +51,10 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction: the Bernoulli means decoded from the posterior mean."""
         return self.decode(self.encode(x)[0])
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss, -ELBO per image of ``batch["x"]``, and its terms (``negative_elbo``)."""
+        return negative_elbo(self, batch["x"], self.mc_samples)
 
 
 def _full_precision(t: torch.Tensor) -> torch.Tensor:

@@ -84,7 +84,8 @@ def build_patch_mlp(
     """The NumPy counterpart of ``dlfp.models.patch_mlp.PatchMLP``, same arguments, same layer names.
 
     Patch embedding -> flatten -> [Linear, ReLU] per hidden width -> Linear. Layers are initialised
-    in PyTorch's order (embedding, then each Linear), each from ``rng``.
+    in PyTorch's order (embedding, then each Linear), each from ``rng``. The defaults are
+    model=patch_mlp's, kept because tests, the twin check and scripts build it without config.
     """
     if image_size % patch_size:
         raise ValueError(f"image_size {image_size} is not a multiple of patch_size {patch_size}")

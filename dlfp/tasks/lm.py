@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from tokenizers import Tokenizer
 
@@ -45,11 +44,10 @@ from dlfp.engine.schedules import check_budget
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.models import build_model
-from dlfp.models.transformer import TransformerLM
+from dlfp.models.transformer import TransformerLM, next_token_loss
 from dlfp.viz.curves import plot_curves
 
 log = logging.getLogger(__name__)
-IGNORE = -100  # cross_entropy's ignore_index: padded targets
 
 
 @dataclass
@@ -66,12 +64,12 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw = run.hw
     kind = check_config(cfg)
     corpus, entropy_rate = read_corpus(cfg.corpus, cfg.paths.data_dir)
-    context = int(cfg.model.context)
+    context = cfg.model.context
     check_long_enough(corpus, context + 1)  # by bytes: before the tokenizer is trained
-    tokenizer = load_or_train(kind, corpus.train, int(cfg.tokenizer.vocab_size),
+    tokenizer = load_or_train(kind, corpus.train, cfg.tokenizer.vocab_size,
                               cache_dir=Path(cfg.paths.cache_dir) / "tokenizers",
                               source={"corpus_sha256": corpus.sha256,
-                                      "val_fraction": float(cfg.corpus.val_fraction)})
+                                      "val_fraction": cfg.corpus.val_fraction})
     pad_id = tokenizer.token_to_id(PAD)
     train_ids, val_ids = encode(tokenizer, corpus.train), encode(tokenizer, corpus.val)
     check_long_enough(corpus, context + 1, (len(train_ids), len(val_ids)))
@@ -84,27 +82,22 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     model: TransformerLM = build_model(cfg.model, vocab_size=tokenizer.get_vocab_size())
     model.to(hw.device)
     lcfg = cfg.lm
-    batches = str(getattr(lcfg.batches, "value", lcfg.batches))
-    if batches == "packed":
+    if lcfg.batches == "packed":
         split = packed_windows(train_ids, context)
     else:
         split = padded_sequences([e.ids for e in tokenizer.encode_batch(paragraphs(corpus.train))],
                                  context, pad_id)
-    loader = Loader(split.to(hw.device), int(cfg.train.batch_size), shuffle=True, seed=cfg.seed,
+    loader = Loader(split.to(hw.device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
                     rank=hw.ranks.rank, world_size=hw.ranks.world_size)
     check_budget(cfg.schedule, cfg.train, steps_per_epoch=len(loader))  # an epoch budget is known now
     if hw.ranks.is_main:  # the run's first file, after every check
         save_tokenizer(tokenizer, run.dir / "tokenizer.json")
     val = validation_text(tokenizer, corpus, val_ids, context, hw.device)
-    during = val if lcfg.eval_tokens is None else truncated(val, int(lcfg.eval_tokens), context)
-
-    def step_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return next_token_loss(net, batch["x"], batch.get("length"), pad_id)
+    during = val if lcfg.eval_tokens is None else truncated(val, lcfg.eval_tokens, context)
 
     def evaluate_val(net: torch.nn.Module) -> dict[str, dict[str, float]]:
-        return {"val": score(net, during, int(cfg.train.eval_batch_size), pad_id)}
+        return {"val": score(net, during, cfg.train.eval_batch_size, pad_id)}
 
-    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume, task_state={"tokenizer": TokenizerState(tokenizer)})
@@ -115,12 +108,12 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if final is None:
         model.eval()
         with torch.no_grad():
-            final = score(model, val, int(cfg.train.eval_batch_size), pad_id)
+            final = score(model, val, cfg.train.eval_batch_size, pad_id)
     summary = {"steps": float(result.steps), "train_tokens": float(len(train_ids)),
                **{f"val/{k}": v for k, v in final.items()}}
     if entropy_rate is not None:  # the floor of any model's bits per character on this text
         summary["corpus/entropy_bpc"] = entropy_rate
-    if batches == "packed":  # every row is context tokens (padded rows vary)
+    if lcfg.batches == "packed":  # every row is context tokens (padded rows vary)
         run.timings["tokens_per_second"] = round(result.steps * loader.batch_size * context
                                                  / max(result.train_seconds, 1e-9), 1)
     write_samples(model, tokenizer, lcfg.sample, run.dir / "samples.txt")
@@ -134,10 +127,10 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
 def check_config(cfg: DictConfig) -> str:
     """What the config alone decides, before any text is read: the tokenizer's kind and size, and a
     model vocabulary that cannot match a BPE tokenizer's. Returns the tokenizer's kind."""
-    kind = str(getattr(cfg.tokenizer.kind, "value", cfg.tokenizer.kind))
-    check_vocab_size(kind, int(cfg.tokenizer.vocab_size))
+    kind = cfg.tokenizer.kind
+    check_vocab_size(kind, cfg.tokenizer.vocab_size)
     if kind != "char":  # a BPE has tokenizer.vocab_size tokens (fewer only when the text runs out of merges)
-        size = int(cfg.tokenizer.vocab_size)
+        size = cfg.tokenizer.vocab_size
         check_model_vocabulary(cfg.model.vocab_size, size, f"tokenizer.vocab_size={size}")
     return kind
 
@@ -145,7 +138,7 @@ def check_config(cfg: DictConfig) -> str:
 def check_model_vocabulary(model_vocab: int | None, tokens: int, tokenizer: str) -> None:
     """``model.vocab_size`` is null (the tokenizer's) or the tokenizer's size: a smaller output layer
     cannot score every token, a larger one samples ids the tokenizer cannot decode."""
-    if model_vocab is not None and int(model_vocab) != tokens:
+    if model_vocab is not None and model_vocab != tokens:
         raise DlfpError(f"model.vocab_size={model_vocab} differs from {tokenizer}; set "
                         "model.vocab_size=null (the tokenizer's size)")
 
@@ -153,24 +146,9 @@ def check_model_vocabulary(model_vocab: int | None, tokens: int, tokenizer: str)
 def read_corpus(cfg: DictConfig, data_dir: str) -> tuple[Corpus, float | None]:
     """The configured text, and its entropy rate in bits per character when it is generated."""
     if cfg.generated_chars is not None:
-        return markov_corpus(int(cfg.generated_chars), int(cfg.generated_seed), float(cfg.val_fraction))
-    return load_corpus(list(cfg.files), data_dir=data_dir, val_fraction=float(cfg.val_fraction),
-                       gutenberg=[int(i) for i in cfg.gutenberg], download=bool(cfg.download)), None
-
-
-def next_token_loss(net: torch.nn.Module, x: torch.Tensor, length: torch.Tensor | None,
-                    pad_id: int) -> torch.Tensor:
-    """Mean cross-entropy of each row's next tokens; padded rows are trimmed to the batch's longest,
-    their padding masked from attention and ignored by the loss."""
-    padding = None
-    if length is not None:
-        x = x[:, : int(length.max())]
-        padding = torch.arange(x.shape[1] - 1, device=x.device)[None, :] >= (length[:, None] - 1)
-    inputs, targets = x[:, :-1], x[:, 1:]
-    if padding is not None:
-        targets = targets.masked_fill(padding, IGNORE)
-    logits, _ = net(inputs, padding=padding)
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+        return markov_corpus(cfg.generated_chars, cfg.generated_seed, cfg.val_fraction)
+    return load_corpus(list(cfg.files), data_dir=data_dir, val_fraction=cfg.val_fraction,
+                       gutenberg=list(cfg.gutenberg), download=cfg.download), None
 
 
 def validation_text(tokenizer: Tokenizer, corpus: Corpus, val_ids: np.ndarray, context: int,
@@ -195,11 +173,8 @@ def truncated(val: ValText, tokens: int, context: int) -> ValText:
 def score(net: torch.nn.Module, val: ValText, batch_rows: int, pad_id: int) -> dict[str, float]:
     """Loss per token (nats), perplexity and bits per character over ``val``."""
     total = 0.0
-    for rows in val.rows.split(max(1, batch_rows)):
-        inputs, targets = rows[:, :-1], rows[:, 1:]
-        logits, _ = net(inputs)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none",
-                                 ignore_index=pad_id).sum().item()
+    for rows in val.rows.split(max(1, batch_rows)):  # the training loss's terms, [PAD] targets ignored
+        total += next_token_loss(net, rows, ignore_index=pad_id, reduction="none").sum().item()
     loss = total / val.tokens
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
             "bpc": total / (val.chars * math.log(2)), "tokens": float(val.tokens), "chars": float(val.chars)}

@@ -23,14 +23,13 @@ from dlfp.data import Split
 from dlfp.data.loader import Loader
 from dlfp.data.regression1d import Regression1D
 from dlfp.engine.driver import fit
-from dlfp.engine.hardware import Hardware
 from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.eval.grid_errors import Grid
 from dlfp.models import build_model
-from dlfp.models.mlp_sgd import MLPSGDStep
+from dlfp.models.mlp_sgd import manual_step
 from dlfp.viz.curves import plot_curves
 from dlfp.viz.regression import plot_fit
 
@@ -41,9 +40,10 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     _check_config(cfg)
     data: Regression1D = instantiate(cfg.dataset).to(run.hw.device)
     model = build_model(cfg.model, **_input_standardization(cfg, data)).to(run.hw.device)
-    update = make_update(model, build_optimizer(cfg.optimizer, model), cfg.regression.fast_mlp_step,
-                         run.hw, cfg.train)
-    size = data.n if cfg.regression.full_batch else min(int(cfg.train.batch_size), data.n)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    fast = manual_step(model, optimizer) if cfg.regression.fast_mlp_step else None
+    update = TorchUpdate(model, optimizer, run.hw, cfg.train, manual_step=fast)  # on model.loss: MSE
+    size = data.n if cfg.regression.full_batch else min(cfg.train.batch_size, data.n)
     batches = Loader(Split(x=data.x, y=data.y), size, shuffle=True, seed=cfg.seed, drop_last=False)
     grid = Grid(data.x_low, data.x_high, cfg.regression.extrapolate_to, cfg.regression.grid_points,
                 run.hw.device)
@@ -89,18 +89,6 @@ def _check_config(cfg: DictConfig) -> None:
     if reg.extrapolate_to < cfg.dataset.x_high:
         raise DlfpError(f"regression.extrapolate_to={reg.extrapolate_to} must be at least "
                         f"dataset.x_high={cfg.dataset.x_high} (delta_out's grid extends delta_in's)")
-
-
-def make_update(model: nn.Module, optimizer: torch.optim.Optimizer, fast_mlp_step: bool,
-                hw: Hardware, train_cfg: DictConfig) -> TorchUpdate:
-    """The MSE update: the hand-written MLP + SGD step where it applies (same arithmetic, fewer
-    per-operation costs), autograd and ``optimizer.step`` otherwise."""
-    manual = None
-    if fast_mlp_step and MLPSGDStep.supports(model, optimizer):
-        fast = MLPSGDStep(model, optimizer)
-        manual = lambda batch: fast.step(batch["x"], batch["y"])  # noqa: E731
-    model.loss = lambda batch: ((model(batch["x"]) - batch["y"]) ** 2).mean()  # TRANSITION (issue 23 item 2)
-    return TorchUpdate(model, optimizer, hw, train_cfg, manual_step=manual)
 
 
 @torch.no_grad()

@@ -33,8 +33,8 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     data: ImageData = instantiate(cfg.dataset)
     net = build_network(cfg.model, data, seed=cfg.seed)
     train_loader, eval_loaders = image_loaders(data, cfg, "cpu")
-    sgd = SGD(net.parameters(), lr=float(cfg.optimizer.lr), momentum=float(cfg.optimizer.momentum),
-              weight_decay=float(cfg.optimizer.weight_decay), nesterov=bool(cfg.optimizer.nesterov))
+    sgd = SGD(net.parameters(), lr=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
+              weight_decay=cfg.optimizer.weight_decay, nesterov=cfg.optimizer.nesterov)
     update = ScratchUpdate(net, sgd, cfg.train.grad_clip)
     scores = SplitScores(lambda model, loader: evaluate(model, loader, data.num_classes), eval_loaders)
     result = fit(update, train_loader, lambda model: scores.during(model, ["val"]),
@@ -60,11 +60,6 @@ def build_network(model_cfg: DictConfig, data: ImageData, seed: int, dtype: np.d
             f"model has {model_cfg.num_classes} outputs but dataset {data.name} has "
             f"{data.num_classes} classes; set model.num_classes={data.num_classes}"
         )
-    if model_cfg.image_size % model_cfg.patch_size:
-        raise DlfpError(
-            f"model.image_size={model_cfg.image_size} is not a multiple of "
-            f"model.patch_size={model_cfg.patch_size}"
-        )
     return build_patch_mlp(
         model_cfg.in_channels, model_cfg.image_size, model_cfg.patch_size, model_cfg.embed_channels,
         list(model_cfg.hidden), model_cfg.num_classes, rng=np.random.default_rng(seed), dtype=dtype,
@@ -85,14 +80,14 @@ def evaluate(net: Network, loader: Loader, num_classes: int) -> tuple[dict[str, 
 
 
 def _check_supported(cfg: DictConfig, run: Run) -> None:
-    if cfg.model.get("_target_") != PATCH_MLP:
+    if cfg.model._target_ != PATCH_MLP:
         raise DlfpError(
             f"task scratch_nn builds the NumPy version of model=patch_mlp only (got "
-            f"{cfg.model.get('_target_')}); use model=patch_mlp or task=classify"
+            f"{cfg.model._target_}); use model=patch_mlp or task=classify"
         )
-    if cfg.optimizer.get("_target_") != TORCH_SGD:
+    if cfg.optimizer._target_ != TORCH_SGD:
         raise DlfpError(
-            f"the NumPy network trains with SGD only (got {cfg.optimizer.get('_target_')}); "
+            f"the NumPy network trains with SGD only (got {cfg.optimizer._target_}); "
             "use optimizer=sgd (momentum, nesterov and weight_decay are supported)"
         )
     if cfg.train.accumulate != 1:

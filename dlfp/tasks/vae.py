@@ -21,7 +21,7 @@ from dlfp.engine.run import Run
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
 from dlfp.models import build_model
-from dlfp.models.vae import VAE, elbo_terms, gaussian_kl, iwae_bound, negative_elbo
+from dlfp.models.vae import VAE, elbo_terms, gaussian_kl, iwae_bound
 from dlfp.viz.mosaic import plot_image_grid
 from dlfp.viz.vae import (
     plot_elbo_terms,
@@ -34,7 +34,7 @@ from dlfp.viz.vae import (
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, vcfg = run.hw, cfg.vae
     data = load_binarized(instantiate(cfg.dataset), vcfg.data).to(hw.device)
-    model: VAE = build_model(cfg.model)
+    model: VAE = build_model(cfg.model, mc_samples=vcfg.mc_samples)  # a training setting: see VAE
     if model.input_dim != data.train.shape[1]:
         raise DlfpError(
             f"model.input_dim={model.input_dim} but the {data.side}x{data.side} images have "
@@ -46,16 +46,12 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                         f"{len(data.train)} images")
     loader = Loader(Split(x=data.train), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
                     rank=hw.ranks.rank, world_size=hw.ranks.world_size)
-    eval_noise = lambda: torch.Generator(hw.device).manual_seed(int(vcfg.eval_seed))  # noqa: E731
-
-    def step_loss(net: VAE, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return negative_elbo(net, batch["x"], int(vcfg.mc_samples))
+    eval_noise = lambda: torch.Generator(hw.device).manual_seed(vcfg.eval_seed)  # noqa: E731
 
     def evaluate_val(net: VAE) -> dict[str, dict[str, float]]:
-        return {"val": elbo_metrics(net, data.val, int(vcfg.eval_mc_samples), eval_noise(),
+        return {"val": elbo_metrics(net, data.val, vcfg.eval_mc_samples, eval_noise(),
                                     cfg.train.eval_batch_size)}
 
-    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     result = fit(update, loader, evaluate_val, run=run, train_cfg=cfg.train, schedule=cfg.schedule,
                  resume=cfg.resume)
@@ -66,11 +62,11 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     summary: dict[str, float] = {"steps": float(result.steps), "train_images": float(len(data.train))}
     with torch.no_grad():
         for split, x in (("train", data.train), ("val", data.val)):
-            metrics = elbo_metrics(model, x, int(vcfg.eval_mc_samples), eval_noise(),
+            metrics = elbo_metrics(model, x, vcfg.eval_mc_samples, eval_noise(),
                                    cfg.train.eval_batch_size)
             summary.update({f"{split}/{name}": value for name, value in metrics.items()})
         for k in vcfg.iwae_k:
-            summary[f"val/iwae_{k}"] = mean_iwae(model, data.val, int(k), int(vcfg.iwae_chunk),
+            summary[f"val/iwae_{k}"] = mean_iwae(model, data.val, k, vcfg.iwae_chunk,
                                                  eval_noise(), cfg.train.eval_batch_size)
     _plot(run, model, data, vcfg)
     return summary
@@ -110,8 +106,8 @@ def _plot(run: Run, model: VAE, data: BinaryImages, vcfg: DictConfig) -> None:
         originals = data.val[spread]  # eight validation images across the digits
         plot_reconstructions(as_images(originals), as_images(model(originals)),
                              run.plots_dir / "reconstructions.png")
-        generator = torch.Generator(data.val.device).manual_seed(int(vcfg.eval_seed))
-        z = torch.randn((int(vcfg.num_samples), model.latent_dim), generator=generator,
+        generator = torch.Generator(data.val.device).manual_seed(vcfg.eval_seed)
+        z = torch.randn((vcfg.num_samples, model.latent_dim), generator=generator,
                         device=data.val.device)
         means = model.decode(z)
         threshold = vcfg.sample_threshold
@@ -134,13 +130,13 @@ def latent_traversal(
     """
     mu, logvar = model.encode(x)
     if cfg.dims is not None:
-        dims = [int(d) for d in cfg.dims]
+        dims = list(cfg.dims)
         if max(dims) >= model.latent_dim or min(dims) < 0:
             raise DlfpError(f"vae.traversal.dims={dims} must lie in 0..{model.latent_dim - 1}")
     else:
         per_dim_kl = gaussian_kl(mu.unsqueeze(-1), logvar.unsqueeze(-1)).mean(0)
         dims = per_dim_kl.topk(2).indices.tolist()
-    offsets = torch.linspace(-float(cfg.span), float(cfg.span), int(cfg.steps), device=x.device)
+    offsets = torch.linspace(-cfg.span, cfg.span, cfg.steps, device=x.device)
     z = mu.mean(0).repeat(len(offsets), len(offsets), 1)
     z[:, :, dims[0]] += offsets[:, None]
     z[:, :, dims[1]] += offsets[None, :]
