@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, read_summary, run_inprocess
+from conftest import compose_config, read_summary, run_inprocess, without_hydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 from scipy.signal import correlate2d
 
+from dlfp.config.checks import config_problems
 from dlfp.data import Split
 from dlfp.data.downsample import area_downsample
 from dlfp.data.images import stratified_subset
@@ -175,10 +176,14 @@ def test_wrong_type_in_svm_sections_names_the_key(override: str) -> None:
     assert override.split("=")[0] in f"{info.value} {info.value.__cause__}"
 
 
-def test_bad_gamma_is_refused() -> None:
-    cfg = compose_config(["experiment=mnist_svm", "svm.gamma=wide"])
-    with pytest.raises(DlfpError, match="svm.gamma='wide' must be 'scale', 'auto' or a positive number"):
-        build_classifier(cfg.svm, np.zeros((4, 2)), seed=0)
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["svm.gamma=wide"], "svm.gamma=wide: must be 'scale', 'auto' or a positive number"),
+    (["svm.approx=rbf_sampler", "svm.kernel=poly"],
+     "svm.approx=rbf_sampler, svm.kernel=poly: rbf_sampler approximates the rbf kernel only"),
+])
+def test_svm_settings_are_checked_by_the_schema_before_any_data(overrides: list[str], message: str) -> None:
+    problems = config_problems(without_hydra(compose_config(["experiment=mnist_svm", *overrides])))
+    assert len(problems) == 1 and problems[0].startswith(message)
 
 
 # ---- classifiers --------------------------------------------------------------------------------------

@@ -60,7 +60,9 @@ class SVMConfig:
 
     RULES: ClassVar = (Rule(("gamma",), lambda g: g in ("scale", "auto") or (
         isinstance(g, (int, float)) and not isinstance(g, bool) and g > 0),
-        "must be 'scale', 'auto' or a positive number"),)
+        "must be 'scale', 'auto' or a positive number"),
+        Rule(("approx", "kernel"), lambda approx, kernel: approx != "rbf_sampler" or kernel == "rbf",
+             "rbf_sampler approximates the rbf kernel only; use svm.approx=nystroem"))
 
 
 @dataclass

@@ -137,21 +137,14 @@ def fit_and_score(
 
 
 def build_classifier(svm_cfg: DictConfig, features: np.ndarray, seed: int) -> Pipeline:
-    """[StandardScaler] -> SVC, or [StandardScaler] -> kernel map -> LinearSVC (svm.approx)."""
-    kernel, approx = svm_cfg.kernel, svm_cfg.approx
-    gamma = check_gamma(svm_cfg.gamma)
-    if svm_cfg.C <= 0:
-        raise DlfpError(f"svm.C={svm_cfg.C} must be positive")
+    """[StandardScaler] -> SVC, or [StandardScaler] -> kernel map -> LinearSVC (svm.approx). The
+    schema's ranges and rules have checked the settings (gamma, C, rbf_sampler's kernel)."""
+    kernel, approx, gamma = svm_cfg.kernel, svm_cfg.approx, svm_cfg.gamma
     steps: list = [("scale", StandardScaler())] if svm_cfg.standardize else []
     if approx == "none":
         steps.append(("svm", SVC(kernel=kernel, C=svm_cfg.C, gamma=gamma, degree=svm_cfg.degree,
                                  cache_size=svm_cfg.cache_mb)))
         return Pipeline(steps)
-    if approx == "rbf_sampler" and kernel != "rbf":
-        raise DlfpError(f"svm.approx=rbf_sampler approximates the rbf kernel only, not svm.kernel={kernel}; "
-                        "use svm.approx=nystroem")
-    if svm_cfg.n_components < 1:
-        raise DlfpError(f"svm.n_components={svm_cfg.n_components} must be positive")
     gamma = resolve_gamma(gamma, features, svm_cfg.standardize)
     if approx == "nystroem":
         kernel_map = Nystroem(kernel=kernel, gamma=gamma, degree=svm_cfg.degree,
@@ -160,14 +153,6 @@ def build_classifier(svm_cfg: DictConfig, features: np.ndarray, seed: int) -> Pi
         kernel_map = RBFSampler(gamma=gamma, n_components=svm_cfg.n_components, random_state=seed)
     steps += [("kernel_map", kernel_map), ("svm", LinearSVC(C=svm_cfg.C, random_state=seed))]
     return Pipeline(steps)
-
-
-def check_gamma(gamma: object) -> str | float:
-    if gamma in ("scale", "auto"):
-        return gamma
-    if isinstance(gamma, int | float) and not isinstance(gamma, bool) and gamma > 0:
-        return float(gamma)
-    raise DlfpError(f"svm.gamma={gamma!r} must be 'scale', 'auto' or a positive number")
 
 
 def resolve_gamma(gamma: str | float, features: np.ndarray, standardize: bool) -> float:
