@@ -31,7 +31,7 @@ class VAETraversalConfig:
 @dataclass
 class VAESectionConfig:
     data: VAEDataConfig = field(default_factory=VAEDataConfig)
-    mc_samples: int = limit(2, ge=1)  # Monte Carlo samples of z per image in the training ELBO
+    mc_samples: int = limit(2, ge=1)  # samples of z per image in the training ELBO (given to VAE.loss)
     eval_mc_samples: int = limit(100, ge=1)  # samples per image for the validation/final ELBO
     iwae_k: list[int] = limit(factory=lambda: [1, 10, 100, 1000], ge=1)  # final log p(x) bounds
     iwae_chunk: int = limit(100, ge=1)  # importance samples evaluated at once (memory bound)
