@@ -171,8 +171,9 @@ def test_the_fast_recipes_optimizer_and_schedule_are_the_papers_per_mean_loss() 
     lr_sum, decay_per_step = 11.5 / kilostep, 0.0153 * 1024 / kilostep
     assert cfg.optimizer.lr == pytest.approx(lr_sum * 1024, rel=1e-3)
     assert cfg.optimizer.lr * cfg.optimizer.weight_decay == pytest.approx(decay_per_step, rel=1e-3)
-    norm_lr = cfg.optimizer.lr * cfg.optimizer.norm_lr_scale
-    assert norm_lr * cfg.optimizer.norm_weight_decay == pytest.approx(decay_per_step, rel=1e-3)
+    (norms,) = cfg.optimizer.routes  # the BatchNorm shifts: the same decay per step at 64x the lr
+    assert norms.params.module == "norm"
+    assert cfg.optimizer.lr * norms.lr_scale * norms.weight_decay == pytest.approx(decay_per_step, rel=1e-3)
     assert cfg.train.lookahead_decay == pytest.approx(0.95**5, rel=1e-4)
     start, end = 1 / cfg.schedule.div_factor, 1 / cfg.schedule.div_factor / cfg.schedule.final_div_factor
     assert (start, end) == (pytest.approx(0.2), pytest.approx(0.07, rel=1e-3))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MNIST, crash_and_resume, read_summary, run_inprocess
+from conftest import TINY_MNIST, Crash, crash_and_resume, read_summary, run_inprocess
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -21,6 +21,7 @@ from dlfp.engine.checkpoint import load_checkpoint
 from dlfp.engine.driver import fit
 from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.metrics import MetricLog
+from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
 from dlfp.engine.schedules import lr_factor
 from dlfp.engine.updates import TorchUpdate
@@ -165,6 +166,45 @@ def test_ema_resumes_exactly(tmp_path: Path) -> None:
     for key in ("weight", "bias"):
         assert torch.equal(a["task"]["ema"]["model"][key], b["task"]["ema"]["model"][key])
         assert torch.equal(a["update"]["model"][key], b["update"]["model"][key])
+
+
+def _two_optimizer_update(seed: int) -> TorchUpdate:
+    """SGD with momentum for the weight, Adam (its own optimizer) for the bias."""
+    torch.manual_seed(seed)
+    model = _Linear(3, 1).double()
+    cfg = OmegaConf.create({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1, "momentum": 0.9,
+                            "weight_decay": 1e-2, "routes": [{"params": {"name": "bias"},
+                                                              "optimizer": {"name": "adam", "lr": 0.05}}]})
+    return TorchUpdate(model, build_optimizer(cfg, model), setup_hardware(CPU), _train_cfg())
+
+
+def test_a_run_with_two_optimizers_resumes_exactly(tmp_path: Path) -> None:
+    """A run on a cosine schedule dies in its 7th of 12 updates and resumes (from update 4) into
+    an update with other initial weights: the weights and both optimizers' states end
+    bit-identical to a straight run's."""
+    cfg = _train_cfg(steps=12, eval_every=4, log_every=2, checkpoint_every=4)
+    schedule = OmegaConf.create({"kind": "cosine", "warmup_steps": 2, "final_lr_fraction": 0.1})
+    fit(_two_optimizer_update(0), _Batches(), None, run=_run(tmp_path / "a"), schedule=schedule,
+        train_cfg=cfg)
+    crashing, calls = _two_optimizer_update(0), iter(range(1, 13))
+
+    def crash_in_update_7(net: nn.Module, batch: dict) -> torch.Tensor:
+        if next(calls) == 7:
+            raise Crash("crashed in update 7")
+        return _mse(net, batch)
+
+    _use_loss(crashing, crash_in_update_7)
+    with pytest.raises(Crash):
+        fit(crashing, _Batches(), None, run=_run(tmp_path / "b"), schedule=schedule, train_cfg=cfg)
+    fit(_two_optimizer_update(5), _Batches(), None, run=_run(tmp_path / "b"), schedule=schedule,
+        train_cfg=cfg, resume=True)
+    a, b = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")["update"] for run in "ab")
+    for key in ("weight", "bias"):
+        assert torch.equal(a["model"][key], b["model"][key])
+    sgd, adam = ([list(run["optimizers"][i]["state"].values()) for run in (a, b)] for i in (0, 1))
+    assert len(sgd[0]) == len(adam[0]) == 1  # momentum of the weight, moments of the bias
+    assert torch.equal(sgd[0][0]["momentum_buffer"], sgd[1][0]["momentum_buffer"])
+    assert all(torch.equal(adam[0][0][k], adam[1][0][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
 
 
 # ---- lookahead, evaluation at step 0, what a resumed run reports ----

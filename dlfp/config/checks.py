@@ -53,6 +53,17 @@ def choices(registry: dict[str, type], what: str) -> Any:
     return dataclasses.field(default_factory=list, metadata={"choices": registry, "what": what})
 
 
+def choice(registry: dict[str, type], what: str) -> Any:
+    """One such entry, or null (the default)."""
+    return dataclasses.field(default=None, metadata={"choices": registry, "what": what})
+
+
+def entries(schema: type, what: str) -> Any:
+    """A list field of mappings, each typed and limited by ``schema`` (nested mappings by their
+    fields' schemas). Left untyped for Hydra, so that a misspelled key is one line naming the entry."""
+    return dataclasses.field(default_factory=list, metadata={"entries": schema, "what": what})
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """A relation between keys of one schema: ``check(*values)`` must hold; ``says`` what it asks."""
@@ -82,6 +93,14 @@ def read_entry(entry: Any, registry: dict[str, type], path: str, what: str) -> t
     if problems:
         raise DlfpError("; ".join(problems))
     return name, options
+
+
+def read_mapping(entry: Any, schema: type, path: str, what: str) -> Any:
+    """An entry of an ``entries`` list as an instance of ``schema``; one DlfpError lists every problem."""
+    node, problems = _checked_mapping(entry, schema, path, what)
+    if problems:
+        raise DlfpError("; ".join(problems))
+    return OmegaConf.to_object(node)
 
 
 def option_type(schema: type, name: str) -> Callable[[str], Any]:
@@ -156,14 +175,63 @@ def _field_problems(value: Any, spec: dataclasses.Field, key: str) -> list[str]:
         return [problem for i, entry in enumerate(value)
                 for problem in _read_entry(entry, spec.metadata["choices"], f"{key}[{i}]",
                                            spec.metadata["what"])[2]]
+    if "choices" in spec.metadata and value is not None:
+        return _read_entry(value, spec.metadata["choices"], key, spec.metadata["what"])[2]
+    if "entries" in spec.metadata and isinstance(value, ListConfig):
+        return [problem for i, entry in enumerate(value)
+                for problem in _checked_mapping(entry, spec.metadata["entries"], f"{key}[{i}]",
+                                                spec.metadata["what"])[1]]
     problem = _value_problem(value, spec)
     return [f"{key}={_shown(value)} {problem}"] if problem else []
 
 
+def _checked_mapping(entry: Any, schema: type, path: str, what: str) -> tuple[DictConfig | None, list[str]]:
+    """``entry`` (a mapping) typed by ``schema`` and checked against its limits and rules."""
+    entry = _plain(entry)
+    if not isinstance(entry, dict):
+        return None, [f"{path}={_shown(entry)} is no {what}; write a mapping of its settings "
+                      f"({', '.join(_settings(schema))})"]
+    node, problems = _read_mapping(entry, schema, path, f"a setting of a {what}")
+    if not problems:
+        _check_node(node, f"{path}.", problems)
+    return node, problems
+
+
+def _plain(entry: Any) -> Any:
+    """A config node as plain Python (dicts, lists), anything else as it is."""
+    if isinstance(entry, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(entry, resolve=True)
+    return entry
+
+
+def _settings(schema: type) -> list[str]:
+    return [name for name in _fields(schema) if not name.startswith("_")]
+
+
+def _read_mapping(options: dict, schema: type, path: str, owner: str) -> tuple[DictConfig, list[str]]:
+    """``options`` typed by ``schema`` (a mapping for a dataclass field: by that field's schema)
+    into a node; the problems name each key under ``path``, a key the schema lacks as not ``owner``."""
+    fields, node, problems = _fields(schema), OmegaConf.structured(schema), []
+    hints = typing.get_type_hints(schema)
+    for key, value in options.items():
+        if key not in fields:
+            problems.append(f"{path}.{key} is not {owner} (known: {', '.join(_settings(schema))}); remove it")
+            continue
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            value, more = _read_mapping(value, hints[key], f"{path}.{key}", f"a setting of {path}.{key}")
+            problems += more
+            if more:
+                continue
+        try:
+            node[key] = value
+        except ValidationError:
+            problems.append(f"{path}.{key}={_shown(value)} must be {_expected(schema, key)}")
+    return node, problems
+
+
 def _read_entry(entry: Any, registry: dict[str, type], path: str, what: str
                 ) -> tuple[str, Any, list[str]]:
-    if isinstance(entry, DictConfig):
-        entry = OmegaConf.to_container(entry, resolve=True)
+    entry = _plain(entry)
     options = {"name": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else {}
     name = options.pop("name", None)
     if name not in registry:
@@ -172,17 +240,7 @@ def _read_entry(entry: Any, registry: dict[str, type], path: str, what: str
             return "", None, [f"{path}={_shown(entry)} names no {what}; write a name ({known}) or "
                               f"{{name: <{what}>, <option>: <value>}}"]
         return "", None, [f"{path} has {name!r}, which is not a {what}; known: {known}"]
-    schema = registry[name]
-    fields, node, problems = _fields(schema), OmegaConf.structured(schema), []
-    for key, value in options.items():
-        if key not in fields:
-            problems.append(f"{path}.{key} is not an option of {name} (known: {', '.join(fields)}); "
-                            "remove it")
-            continue
-        try:
-            node[key] = value
-        except ValidationError:
-            problems.append(f"{path}.{key}={_shown(value)} must be {_expected(schema, key)}")
+    node, problems = _read_mapping(options, registry[name], path, f"an option of {name}")
     if not problems:
         _check_node(node, f"{path}.", problems)
     return name, None if problems else OmegaConf.to_object(node), problems

@@ -10,7 +10,7 @@ beside it in ``dlfp.scratch.update``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -50,10 +50,16 @@ class TorchUpdate:
     optimiser. The model stays unwrapped for checkpoints; ``LossOf(model)``, compiled when
     ``hardware.compile``, runs the batches, and ``net`` (compiled too) the evaluations.
 
+    ``optimizer`` is one torch optimiser or a list of them (``build_optimizer`` routes parameters
+    to several): each is stepped (through the AMP scaler: unscaled and checked for infs on its own),
+    the gradients are clipped once over all parameters, ``set_lr`` scales every group of every
+    optimiser from its own peak lr, and the checkpoint holds every optimiser's state. ``lr`` is the
+    first optimiser's first group's.
+
     ``train.accumulate = k`` splits each batch into k equal micro-batches whose gradients add up
     to the whole batch's: the same update with a k times smaller activation memory. ``manual_step``
-    replaces autograd + ``optimizer.step`` with a hand-written update that applies the optimiser's
-    rule itself and returns the batch loss.
+    replaces autograd + ``optimizer.step`` with a hand-written update that applies the (one)
+    optimiser's rule itself and returns the batch loss.
 
     Under torchrun the loss runs inside ``DistributedDataParallel`` (around ``LossOf``: its
     forward is the whole loss, so models whose loss calls other methods than ``forward``, like
@@ -62,12 +68,14 @@ class TorchUpdate:
 
     checkpoint_suffix = ".pt"
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, hw: Hardware,
-                 train_cfg: DictConfig, manual_step: Callable[[Batch], torch.Tensor] | None = None) -> None:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+                 hw: Hardware, train_cfg: DictConfig,
+                 manual_step: Callable[[Batch], torch.Tensor] | None = None) -> None:
         if not callable(getattr(model, "loss", None)):
             raise DlfpError(f"model {type(model).__name__} has no loss(batch) method; every trained "
                             "model states its own training loss (docs/design.md, 'Contracts')")
-        self.model, self.optimizer, self.hw = model, optimizer, hw
+        self.model, self.hw = model, hw
+        self.optimizers = [optimizer] if isinstance(optimizer, torch.optim.Optimizer) else list(optimizer)
         self.net = torch.compile(model) if hw.compile else model
         self.grad_clip = train_cfg.get("grad_clip")
         self.accumulate = int(train_cfg.get("accumulate", 1))
@@ -77,6 +85,9 @@ class TorchUpdate:
                                         or hw.amp_dtype is not None):
             raise DlfpError("this task's hand-written update supports no train.grad_clip, "
                             "train.accumulate or AMP; turn its fast path off to use them")
+        if manual_step is not None and len(self.optimizers) > 1:
+            raise DlfpError("this task's hand-written update steps one optimizer; remove the optimizer "
+                            "entries of optimizer.routes, or turn the task's fast path off")
         if manual_step is not None and hw.ranks.active:
             raise DlfpError("this task's hand-written update cannot run data-parallel; run it as one "
                             "process (without torchrun)")
@@ -85,7 +96,7 @@ class TorchUpdate:
         loss_of = self.ddp if self.ddp is not None else LossOf(model)
         self.loss_of = torch.compile(loss_of) if hw.compile else loss_of
         self.scaler = torch.amp.GradScaler(hw.device.type, enabled=hw.amp_dtype == torch.float16)
-        self.peak_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.peak_lrs = [group["lr"] for group in self.groups()]
         model.train()
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -95,15 +106,18 @@ class TorchUpdate:
     def __call__(self, batch: Batch) -> tuple[Loss, dict[str, Loss]]:
         if self.manual_step is not None:
             return self.manual_step(batch), {}
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
         if self.accumulate == 1:
             loss, terms = self._backward(batch, 1.0)
         else:
             loss, terms = self._accumulated(batch)
         if self.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
+            for optimizer in self.optimizers:
+                self.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), float(self.grad_clip))
-        self.scaler.step(self.optimizer)
+        for optimizer in self.optimizers:
+            self.scaler.step(optimizer)
         self.scaler.update()
         return loss, terms
 
@@ -132,13 +146,17 @@ class TorchUpdate:
                 totals[k] = totals.get(k, 0) + v / self.accumulate
         return total, totals
 
+    def groups(self) -> list[dict[str, Any]]:
+        """Every optimiser's param groups, read afresh (``load_state_dict`` replaces them)."""
+        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
     def set_lr(self, factor: float) -> None:
-        for group, peak in zip(self.optimizer.param_groups, self.peak_lrs):
+        for group, peak in zip(self.groups(), self.peak_lrs):
             group["lr"] = peak * factor
 
     @property
     def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        return self.groups()[0]["lr"]
 
     @contextlib.contextmanager
     def evaluation(self, model: nn.Module | None = None) -> Iterator[nn.Module]:
@@ -158,12 +176,17 @@ class TorchUpdate:
         return getattr(self.model, "init_config", None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {"model": self.model.state_dict(), "optimizers": [opt.state_dict() for opt in self.optimizers],
                 "scaler": self.scaler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state["optimizers"] if "optimizers" in state else [state["optimizer"]]  # (one, before routes)
+        if len(saved) != len(self.optimizers):
+            raise DlfpError(f"the checkpoint holds the state of {len(saved)} optimizer(s), this run builds "
+                            f"{len(self.optimizers)}; resume with the optimizer.routes it was started with")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for optimizer, optimizer_state in zip(self.optimizers, saved):
+            optimizer.load_state_dict(optimizer_state)
         self.scaler.load_state_dict(state["scaler"])
 
 
