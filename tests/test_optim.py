@@ -128,10 +128,12 @@ def test_a_bad_route_is_one_problem_naming_it(routes: str, problem: str) -> None
     assert len(problems) == 1 and problem in problems[0]
 
 
-def test_two_optimizers_step_as_two_hand_written_steps() -> None:
+@pytest.mark.parametrize("scaled", [False, True])
+def test_two_optimizers_step_as_two_hand_written_steps(scaled: bool) -> None:
     """SGD for the filters, conv bias and (at 4x the lr) the norm layer, Adam for the head: one
     update, scheduled and clipped over all parameters, equals the two torch optimisers applied by
-    hand to the two sets."""
+    hand to the two sets; also through the AMP loss scaler (a power of two: exact), which unscales
+    each optimiser's gradients once before the clipping."""
     torch.manual_seed(0)
     model = _Net().double()
     reference = copy.deepcopy(model)
@@ -141,6 +143,8 @@ def test_two_optimizers_step_as_two_hand_written_steps() -> None:
     cfg = _cfg(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2, routes=routes)
     train_cfg = OmegaConf.merge(OmegaConf.structured(TrainLoopConfig), {"grad_clip": 0.5})
     update = TorchUpdate(model, build_optimizer(cfg, model), setup_hardware(CPU), train_cfg)
+    if scaled:
+        update.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
     r = reference
     sgd = torch.optim.SGD([{"params": [r.conv.weight], "weight_decay": 1e-2}, {"params": [r.conv.bias]},
                            {"params": [r.norm.weight, r.norm.bias], "lr": 0.4}],
