@@ -153,9 +153,9 @@ PARTS: tuple[Part, ...] = (
         "gpu": ["experiment=mnist_cnn", "dataset=mnist", "hardware=cuda"],
     }),
     Part("ddpm", {
-        "smoke": ["experiment=ddpm", *CPU1, "model.widths=[8,16,16]", "model.groups=4", "train.steps=12",
-                  "train.eval_every=6", "train.log_every=6", "train.checkpoint_every=12",
-                  "train.batch_size=16", "schedule.warmup_steps=2", "ddpm.timesteps=40", "ddpm.grid_images=8",
+        "smoke": ["experiment=ddpm", *CPU1, "model.widths=[8,16,16]", "model.groups=4", "model.timesteps=40",
+                  "train.steps=12", "train.eval_every=6", "train.log_every=6", "train.checkpoint_every=12",
+                  "train.batch_size=16", "schedule.warmup_steps=2", "ddpm.grid_images=8",
                   "ddpm.grid_sampler_steps=5", "ddpm.loss_images=40", "ddpm.loss_buckets=4",
                   "ddpm.quality.classifier={out}/mnist_cnn/0", "ddpm.quality.vae={out}/vae/0",
                   "ddpm.quality.samples=8", "ddpm.quality.ddim_steps=[5]", "ddpm.quality.ddim_etas=[1]",

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from dlfp.engine.checkpoint import load_trained
-from dlfp.engine.diffusion import noise_schedule, sample
 from dlfp.models import rebuild_model
 
 
@@ -38,14 +37,13 @@ def main() -> int:
     checkpoint = load_trained(args.path, "ddpm")
     model = rebuild_model(checkpoint)
     model.load_state_dict(checkpoint["task"]["ema"]["model"])
-    cfg = json.loads(checkpoint["config"])["ddpm"]
-    schedule = noise_schedule(str(cfg["noise"]), int(cfg["timesteps"]))
-    shape = (args.n, 1, 28, 28)
+    cfg = json.loads(checkpoint["config"])["ddpm"]  # the run's sampler settings; the model holds the process
+    schedule = model.schedule
 
     def seconds(sampler: str, steps: int | None, eta: float) -> float:
         began = time.perf_counter()
-        sample(model, schedule, shape, sampler=sampler, steps=steps, eta=eta, variance=str(cfg["variance"]),
-               generator=torch.Generator().manual_seed(0), clip=bool(cfg["clip"]))
+        model.sample(args.n, sampler=sampler, steps=steps, eta=eta, variance=cfg["variance"],
+                     generator=torch.Generator().manual_seed(0), clip=cfg["clip"])
         return (time.perf_counter() - began) / args.n
 
     print(f"{args.path}: T={schedule.steps}, DDIM S={args.steps}, {args.n} images, threads {args.threads}, "

@@ -5,9 +5,10 @@
     python scripts/ddpm_sample.py <run dir> --quality <mnist_cnn run dir> --samples 1000 \
         [--ddim-steps 100 50 20 10] [--no-ddpm] [--vae <vae run dir>] [--threads 2] [--out-dir DIR]
 
-The checkpoint holds the UNet's constructor arguments, its EMA weights (used unless ``--raw``) and
-the run's config (noise schedule, T, clipping, variance). The grid goes to ``--out`` (without it:
-ddpm_samples.png, unless ``--trajectory`` names the only figure wanted). ``--quality`` runs the
+The checkpoint's model config rebuilds the model with its noise process (T, the schedule) and the
+image size and channels it was trained on; its EMA weights are used unless ``--raw``, and the run's
+``ddpm`` section gives the sampler's defaults (eta, clipping, variance). The grid goes to ``--out``
+(without it: ddpm_samples.png, unless ``--trajectory`` names the only figure wanted). ``--quality`` runs the
 experiment's own quality evaluation (dlfp/eval/diffusion_quality.py ``quality_table``) and writes
 ``quality.md``, ``quality.json`` and ``metrics.jsonl`` into ``--out-dir``. The numeric flags have
 the ranges of the ``ddpm`` keys they stand for (dlfp/config/ddpm.py), and every flag and path is
@@ -34,13 +35,13 @@ from dlfp.config.checks import ToolParser, option_type
 from dlfp.config.ddpm import DDPMSectionConfig, QualityConfig
 from dlfp.config.hardware import HardwareConfig
 from dlfp.engine.checkpoint import load_trained
-from dlfp.engine.diffusion import NoiseSchedule, noise_schedule, sample
 from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.eval.diffusion_quality import check_quality_inputs, quality_table
 from dlfp.models import rebuild_model
+from dlfp.models.diffusion import Diffusion
 from dlfp.viz.diffusion import display_images, plot_denoising
 from dlfp.viz.figure_file import check_directory, check_figure_path
 from dlfp.viz.mosaic import plot_image_grid
@@ -85,23 +86,36 @@ def main(argv: list[str] | None = None) -> int:
         if args.quality:
             check_directory(args.out_dir, "--out-dir")
         checkpoint = load_trained(args.path, "ddpm")
-        cfg = OmegaConf.create(json.loads(checkpoint["config"]))
+        model = trained_model(checkpoint, args)
+        cfg = run_config(checkpoint)
         if args.quality:
             quality_settings(args, cfg)
-            check_quality_inputs(cfg)
-        model = rebuild_model(checkpoint)
-        ema = checkpoint.get("task", {}).get("ema")
-        if ema is not None and not args.raw:
-            model.load_state_dict(ema["model"])
-        schedule = noise_schedule(str(cfg.ddpm.noise), int(cfg.ddpm.timesteps))
-        if args.quality:
-            return quality(args, cfg, schedule, model)
-        check_steps(args, schedule.steps)
-        channels = int(json.loads(checkpoint["model_config"]).get("in_channels", 1))
-        return samples(args, cfg.ddpm, schedule, model, channels, figures)
+            check_quality_inputs(cfg, model.schedule.steps)
+            return quality(args, cfg, model)
+        check_steps(args, model.schedule.steps)
+        return samples(args, cfg.ddpm, model, figures)
     except (DlfpError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+def trained_model(checkpoint: dict[str, Any], args: argparse.Namespace) -> Diffusion:
+    """The checkpoint's model, with its EMA weights unless ``--raw``."""
+    model = rebuild_model(checkpoint)
+    if not isinstance(model, Diffusion):
+        raise DlfpError(f"{args.path} holds a {type(model).__name__}, not a Diffusion model: it was written "
+                        "before the noise process moved into the model (model.timesteps); train it again")
+    ema = checkpoint.get("task", {}).get("ema")
+    if ema is not None and not args.raw:
+        model.load_state_dict(ema["model"])
+    return model
+
+
+def run_config(checkpoint: dict[str, Any]) -> DictConfig:
+    """The run's config, its ``ddpm`` section typed by its schema as the task read it."""
+    cfg = OmegaConf.create(json.loads(checkpoint["config"]))
+    cfg.ddpm = OmegaConf.merge(OmegaConf.structured(DDPMSectionConfig), cfg.ddpm)
+    return cfg
 
 
 def figure_paths(args: argparse.Namespace) -> dict[str, Path]:
@@ -124,27 +138,27 @@ def check_steps(args: argparse.Namespace, timesteps: int) -> None:
                         "out, or use --sampler ddim")
     if args.steps > timesteps:
         raise DlfpError(f"--steps {args.steps}: DDIM takes at most the run's T={timesteps} steps "
-                        f"(ddpm.timesteps); use --steps {timesteps} or fewer")
+                        f"(model.timesteps); use --steps {timesteps} or fewer")
 
 
-def samples(args: argparse.Namespace, dcfg: DictConfig, schedule: NoiseSchedule, model: torch.nn.Module,
-            channels: int, figures: dict[str, Path]) -> int:
+def samples(args: argparse.Namespace, dcfg: DictConfig, model: Diffusion, figures: dict[str, Path]) -> int:
+    """``--n`` samples of the model's own image shape, drawn into the figures asked for."""
     generator = torch.Generator().manual_seed(args.seed)
-    eta = float(dcfg.eta if args.eta is None else args.eta)
+    eta = dcfg.eta if args.eta is None else args.eta
     began = time.perf_counter()
-    images, trajectory = sample(model, schedule, (args.n, channels, 28, 28), sampler=args.sampler,
-                                steps=args.steps, eta=eta, variance=str(dcfg.variance), generator=generator,
-                                clip=bool(dcfg.clip) and not args.no_clip,
-                                keep=8 if "trajectory" in figures else 0)
+    images, trajectory = model.sample(args.n, sampler=args.sampler, steps=args.steps, eta=eta,
+                                      variance=dcfg.variance, generator=generator,
+                                      clip=dcfg.clip and not args.no_clip,
+                                      keep=8 if "trajectory" in figures else 0)
     seconds = time.perf_counter() - began
-    steps = schedule.steps if args.sampler == "ddpm" or args.steps is None else args.steps
+    steps = model.schedule.steps if args.sampler == "ddpm" or args.steps is None else args.steps
     title = f"{args.sampler.upper()}, {steps} steps" + (f", eta {eta:g}" if args.sampler == "ddim" else "")
     for path in figures.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     if "grid" in figures:
         plot_image_grid(display_images(images), figures["grid"], title=f"{title}, seed {args.seed}")
     if "trajectory" in figures:
-        rows = np.stack([display_images(x[:6]) for _, x in trajectory], axis=1)  # (6, snapshots, 28, 28)
+        rows = np.stack([display_images(x[:6]) for _, x in trajectory], axis=1)  # (6, snapshots, H, W)
         plot_denoising(rows, [t for t, _ in trajectory], figures["trajectory"], sampler=title)
     print(f"wrote {args.n} samples to {', '.join(map(str, figures.values()))} ({seconds:.1f} s, "
           f"{seconds / args.n:.3f} s per image)")
@@ -163,21 +177,21 @@ def quality_settings(args: argparse.Namespace, cfg: DictConfig) -> None:
         q.ddpm = False
     if args.vae:
         q.vae = str(args.vae)
-    q.ddim_etas = [args.eta] if args.eta is not None else q.get("ddim_etas", [0.0, 1.0])
+    if args.eta is not None:
+        q.ddim_etas = [args.eta]
     if args.no_clip:
         cfg.ddpm.clip = False
     cfg.hardware.threads = args.threads
 
 
-def quality(args: argparse.Namespace, cfg: DictConfig, schedule: NoiseSchedule,
-            model: torch.nn.Module) -> int:
+def quality(args: argparse.Namespace, cfg: DictConfig, model: Diffusion) -> int:
     """The quality table into ``--out-dir``; the folder is removed again if this fails and made it."""
     hw = setup_hardware(cfg.hardware)
     made = not args.out_dir.exists()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     try:
         run = Run(cfg=cfg, dir=args.out_dir, hw=hw, metrics=MetricLog(args.out_dir / "metrics.jsonl"))
-        flat = quality_table(run, cfg, schedule, model.to(hw.device), instantiate(cfg.dataset))
+        flat = quality_table(run, cfg, model.to(hw.device), instantiate(cfg.dataset))
     except BaseException:
         if made:
             shutil.rmtree(args.out_dir, ignore_errors=True)

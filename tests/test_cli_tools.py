@@ -23,8 +23,8 @@ from dlfp.data.tokenizer import train_tokenizer
 from dlfp.engine.checkpoint import save_checkpoint
 from dlfp.generate import main as generate
 from dlfp.generate import unknown_characters
+from dlfp.models.diffusion import Diffusion
 from dlfp.models.transformer import TransformerLM
-from dlfp.models.unet import UNet
 
 ddpm_sample = _script("ddpm_sample")
 vae_sample = _script("vae_sample")
@@ -113,12 +113,13 @@ def _checkpoint(path: Path, config: dict, model_cls: type, model_args: dict, tas
 
 @pytest.fixture(scope="module")
 def tiny_ddpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DDPM checkpoint of an untrained 8-channel UNet with T = 10."""
-    ddpm = OmegaConf.to_container(OmegaConf.structured(DDPMSectionConfig(timesteps=10)), enum_to_str=True)
+    """A DDPM checkpoint of an untrained diffusion model (8-channel UNet) with T = 10."""
+    ddpm = OmegaConf.to_container(OmegaConf.structured(DDPMSectionConfig()), enum_to_str=True)
     config = {"task": "ddpm", "seed": 0, "ddpm": ddpm, "hardware": {"device": "cpu", "threads": 1},
               "dataset": {"name": "mnist"}, "paths": {"data_dir": "data"}}
-    return _checkpoint(tmp_path_factory.mktemp("ddpm") / "last.pt", config, UNet,
-                       {"in_channels": 1, "widths": [8, 8, 8], "groups": 4}, {})
+    return _checkpoint(tmp_path_factory.mktemp("ddpm") / "last.pt", config, Diffusion,
+                       {"timesteps": 10, "noise": "linear", "image_size": 28, "in_channels": 1,
+                        "widths": [8, 8, 8], "groups": 4}, {})
 
 
 def test_ddpm_sample_writes_only_the_figures_asked_for(tiny_ddpm: Path, tmp_path: Path,

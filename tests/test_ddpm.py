@@ -12,8 +12,10 @@ import pytest
 from conftest import ROOT, compose_config, crash_and_resume, read_summary, run_inprocess, without_hydra
 
 from dlfp.config.checks import validate
-from dlfp.engine.checkpoint import save_checkpoint
+from dlfp.data import mnist5k
+from dlfp.engine.checkpoint import load_checkpoint, save_checkpoint
 from dlfp.errors import DlfpError
+from dlfp.models import build_model
 from dlfp.tasks import ddpm
 from dlfp.viz.diffusion import plot_denoising
 from dlfp.viz.mosaic import grid_shape, tile_grid
@@ -21,7 +23,7 @@ from dlfp.viz.mosaic import grid_shape, tile_grid
 TINY_DDPM = ["experiment=ddpm", "hardware=cpu", "hardware.threads=1", "model.widths=[8,16,16]",
              "model.groups=4", "train.steps=12", "train.eval_every=6", "train.log_every=3",
              "train.checkpoint_every=6",
-             "train.batch_size=16", "schedule.warmup_steps=2", "ddpm.timesteps=40", "ddpm.grid_images=8",
+             "train.batch_size=16", "schedule.warmup_steps=2", "model.timesteps=40", "ddpm.grid_images=8",
              "ddpm.grid_sampler_steps=5", "ddpm.loss_images=40", "ddpm.loss_buckets=4"]
 FIGURES = ["noising.png", "loss.png", "loss_per_timestep.png", "samples.png", "denoising.png"]
 
@@ -30,7 +32,7 @@ def test_tiny_ddpm_run_writes_every_figure_and_samples_from_its_checkpoint(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """In process: dlfp-reproduce's smoke run (tests/test_reproduce.py) runs the DDPM through the CLI."""
     run_dir = tmp_path / "run"  # T = 20: the linear schedule's scaled end reaches 1, clipped at 0.999
-    run_inprocess([o.replace("ddpm.timesteps=40", "ddpm.timesteps=20") for o in TINY_DDPM], run_dir)
+    run_inprocess([o.replace("model.timesteps=40", "model.timesteps=20") for o in TINY_DDPM], run_dir)
     metrics = read_summary(run_dir)["metrics"]
     assert metrics["steps"] == 12 and {"val/loss_t2", "val/loss_t17", "val/loss"} <= set(metrics)
     for name in FIGURES:
@@ -63,6 +65,48 @@ def test_a_crashed_run_resumes_exactly_with_its_ema(tmp_path: Path) -> None:
     assert (resumed / "metrics.jsonl").read_text() == (straight / "metrics.jsonl").read_text()
 
 
+def test_ddpm_sample_draws_the_size_the_checkpoint_was_trained_on(tmp_path: Path, monkeypatch) -> None:
+    """16x16 images, T = 10 cosine: all from the model config; the run's config names no model."""
+    model = build_model({"_target_": "dlfp.models.diffusion.Diffusion", "timesteps": 10, "noise": "cosine",
+                         "image_size": 16, "in_channels": 1, "widths": [8, 8], "groups": 4})
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"config": json.dumps({"task": "ddpm", "ddpm": {}}),
+                           "model_config": json.dumps(model.init_config),
+                           "update": {"model": model.state_dict()}})
+    script, grids = _script("ddpm_sample"), []
+    monkeypatch.setattr(script, "plot_image_grid",
+                        lambda images, path, title: grids.append((images.shape, title)))
+    assert script.main([str(path), "--sampler", "ddpm", "--n", "5", "--out", str(tmp_path / "grid.png")]) == 0
+    assert grids == [((5, 16, 16), "DDPM, 10 steps, seed 0")]
+
+
+def test_a_checkpoint_from_before_the_process_moved_into_the_model_is_refused(tmp_path: Path, capsys) -> None:
+    """Written while T and the schedule were ddpm.* settings and the model a bare UNet: resuming it is
+    one error naming the changed settings (before any weights load), and so is sampling from it."""
+    run_dir = tmp_path / "run"
+    tiny = [*TINY_DDPM, "train.steps=2", "train.eval_every=2", "train.checkpoint_every=2",
+            "schedule.warmup_steps=1"]
+    run_inprocess(tiny, run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    config = json.loads(state["config"])
+    model = config["model"]
+    config["ddpm"].update(timesteps=model.pop("timesteps"), noise=model.pop("noise"))
+    del model["image_size"]
+    model["_target_"] = "dlfp.models.unet.UNet"
+    state.update(config=json.dumps(config), model_config=json.dumps(model))
+    state["update"]["model"] = {k.removeprefix("net."): v for k, v in state["update"]["model"].items()}
+    state["task"]["ema"]["model"] = state["update"]["model"]
+    save_checkpoint(last, state)
+    with pytest.raises(DlfpError) as info:
+        run_inprocess([*tiny, "resume=true"], run_dir)
+    message = str(info.value)
+    assert message.startswith("resume=true would mix two runs") and "\n" not in message
+    assert "ddpm.timesteps: 40 -> <unset>" in message and "model.timesteps: <unset> -> 40" in message
+    assert _script("ddpm_sample").main([str(last)]) == 1
+    assert "holds a UNet, not a Diffusion model" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("cnn") / "run"
@@ -92,10 +136,8 @@ def test_quality_table_scores_every_sampler_and_the_real_images(tmp_path: Path,
 BAD_SETTINGS = [  # (overrides, what the one error line must say), found by the schema check
     (["model.groups=3"], "model.widths=[16, 32, 64], model.groups=3: GroupNorm splits every width"),
     (["model.widths=[]"], "model.widths=[]: give at least one width"),
-    (["ddpm.timesteps=10"], "ddpm.grid_sampler_steps=100, ddpm.timesteps=10: DDIM takes at most T steps"),
-    (["ddpm.grid_sampler_steps=1001"], "ddpm.grid_sampler_steps=1001, ddpm.timesteps=1000"),
-    (["ddpm.timesteps=8", "ddpm.grid_sampler_steps=8"],
-     "ddpm.loss_buckets=10, ddpm.timesteps=8: each timestep bucket needs a timestep of its own"),
+    (["model.widths=[8,8,8,8]"], "model.image_size=28, model.widths=[8, 8, 8, 8]: each width after the "
+                                 "first halves the image: image_size must be a multiple of 2^(len(widths)"),
 ]
 
 
@@ -103,6 +145,28 @@ BAD_SETTINGS = [  # (overrides, what the one error line must say), found by the 
 def test_settings_that_cannot_work_are_one_error_at_the_schema_check(overrides, message) -> None:
     with pytest.raises(DlfpError) as info:
         validate(without_hydra(compose_config(["experiment=ddpm", *overrides])))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def _no_data(*args, **kwargs):
+    """The dataset's loader, patched: whatever calls it (directly or through Hydra) fails."""
+    raise AssertionError("data loaded before the check")
+
+
+STEPS_ABOVE_T = [  # the ddpm section's step counts against the model's T: two sections, the task checks
+    (["model.timesteps=10"], "ddpm.grid_sampler_steps=100, model.timesteps=10: DDIM takes at most T steps"),
+    (["ddpm.grid_sampler_steps=1001"], "ddpm.grid_sampler_steps=1001, model.timesteps=1000"),
+    (["model.timesteps=8", "ddpm.grid_sampler_steps=8"],
+     "ddpm.loss_buckets=10, model.timesteps=8: each timestep bucket needs a timestep of its own"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), STEPS_ABOVE_T, ids=[" ".join(o) for o, _ in STEPS_ABOVE_T])
+def test_step_counts_above_the_models_T_are_one_error_before_any_data_loads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides, message) -> None:
+    monkeypatch.setattr(mnist5k, "load_mnist5k", _no_data)
+    with pytest.raises(DlfpError) as info:
+        run_inprocess(["experiment=ddpm", "hardware=cpu", *overrides], tmp_path / "run")
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
@@ -131,7 +195,7 @@ def _bad_quality_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         ([f"ddpm.quality.classifier={mnist}", f"ddpm.quality.vae={tmp_path / 'none'}"],
          f"ddpm.quality.vae: {tmp_path / 'none'} holds no checkpoint"),
         ([f"ddpm.quality.classifier={mnist}", "ddpm.quality.ddim_steps=[20,50]"],
-         "ddpm.quality.ddim_steps=[20, 50]: [50] exceed ddpm.timesteps=40"),
+         "ddpm.quality.ddim_steps=[20, 50]: [50] exceed model.timesteps=40"),
     ]
 
 
@@ -139,25 +203,22 @@ def test_what_the_quality_table_reads_is_checked_before_any_data_loads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A missing, foreign-task or other-images classifier (or VAE), or DDIM rows longer than T,
     were found after all training; mnist5k and full-MNIST classifiers both fit (the same digits)."""
-    def no_data(*args, **kwargs):
-        raise AssertionError("data loaded before the check")
-
-    monkeypatch.setattr(ddpm, "instantiate", no_data)
+    monkeypatch.setattr(mnist5k, "load_mnist5k", _no_data)
     for overrides, message in _bad_quality_inputs(tmp_path):
         with pytest.raises(DlfpError) as info:
             run_inprocess([*TINY_DDPM, *overrides], tmp_path / "run")
         assert message in str(info.value), overrides
-    mnist5k = _fake_checkpoint(tmp_path / "mnist5k.pt", "classify", MNIST5K)
-    with pytest.raises(AssertionError, match="data loaded"):  # passes the checks, reaches the data
-        run_inprocess([*TINY_DDPM, f"ddpm.quality.classifier={mnist5k}", "ddpm.quality.ddim_steps=[5]"],
+    judge = _fake_checkpoint(tmp_path / "mnist5k.pt", "classify", MNIST5K)
+    with pytest.raises(Exception, match="data loaded"):  # passes the checks, reaches the data
+        run_inprocess([*TINY_DDPM, f"ddpm.quality.classifier={judge}", "ddpm.quality.ddim_steps=[5]"],
                       tmp_path / "run")
 
 
 @pytest.mark.parametrize(("override", "message"), [
     ("model.in_channels=3", "model.in_channels=3 but dataset mnist5k has 1-channel images; "
                             "set model.in_channels=1"),
-    ("model.widths=[8,8,8,8]", "model.widths=[8, 8, 8, 8] halves the image 3 times, but dataset "
-                               "mnist5k's images are 28x28, not multiples of 8"),
+    ("model.image_size=32", "model.image_size=32 but dataset mnist5k's images are 28x28; "
+                            "set model.image_size=28"),
 ])
 def test_a_model_that_does_not_fit_the_images_is_refused_before_it_is_built(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str, message: str) -> None:

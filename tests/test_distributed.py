@@ -202,7 +202,7 @@ TINY_TASKS = {
            "lm.eval_tokens=512", "lm.sample.new_tokens=12"],
     "ddpm": ["experiment=ddpm", "hardware.threads=1", "model.widths=[8,16,16]", "model.groups=4",
              "train.steps=12", "train.eval_every=6", "train.checkpoint_every=6", "train.batch_size=16",
-             "schedule.warmup_steps=2", "ddpm.timesteps=40", "ddpm.grid_images=8",
+             "schedule.warmup_steps=2", "model.timesteps=40", "ddpm.grid_images=8",
              "ddpm.grid_sampler_steps=5", "ddpm.loss_images=40", "ddpm.loss_buckets=4"],
 }
 

@@ -1,4 +1,4 @@
-"""ddpm= and model=unet: the diffusion study (experiment=ddpm)."""
+"""ddpm= and model=unet: the diffusion study (experiment=ddpm) and its model."""
 
 from __future__ import annotations
 
@@ -20,8 +20,14 @@ class PosteriorVariance(StrEnum):
 
 
 @dataclass
-class UNetConfig:
-    _target_: str = "dlfp.models.unet.UNet"
+class DiffusionConfig:
+    """The diffusion model (dlfp/models/diffusion.py): the process it is trained for and its UNet.
+    The checkpoint's model_config holds all of it, so the checkpoint alone rebuilds the sampler."""
+
+    _target_: str = "dlfp.models.diffusion.Diffusion"
+    timesteps: int = limit(1000, ge=2)  # T
+    noise: NoiseKind = NoiseKind.linear
+    image_size: int = limit(28, ge=1)  # height and width of the images it learns and samples
     in_channels: int = limit(1, ge=1)
     widths: list[int] = limit(factory=lambda: [32, 64, 64], ge=1)  # channels at 28, 14 and 7 pixels
     blocks: int = limit(1, ge=1)  # residual blocks per level
@@ -33,6 +39,9 @@ class UNetConfig:
         Rule(("widths",), lambda widths: len(widths) >= 1, "give at least one width"),
         Rule(("widths", "groups"), lambda widths, groups: all(w % groups == 0 for w in widths),
              "GroupNorm splits every width into groups: each width must be a multiple of groups"),
+        Rule(("image_size", "widths"), lambda size, widths: size % 2 ** max(len(widths) - 1, 0) == 0,
+             "each width after the first halves the image: image_size must be a multiple of "
+             "2^(len(widths) - 1); use fewer widths"),
     )
 
 
@@ -51,8 +60,9 @@ class QualityConfig:
 
 @dataclass
 class DDPMSectionConfig:
-    timesteps: int = limit(1000, ge=2)  # T
-    noise: NoiseKind = NoiseKind.linear
+    """The study's settings: sampling, figures, the loss per timestep and quality. The process
+    itself (T, the noise schedule, the image size) is the model's (``model=unet``)."""
+
     variance: PosteriorVariance = PosteriorVariance.beta
     clip: bool = True  # clip the predicted x_0 to [-1, 1] at every sampling step
     eta: float = limit(0.0, ge=0, le=1)  # DDIM's stochasticity in the figures (0: deterministic, 1: DDPM's)
@@ -63,12 +73,5 @@ class DDPMSectionConfig:
     loss_buckets: int = limit(10, ge=1)
     quality: QualityConfig = field(default_factory=QualityConfig)
 
-    RULES: ClassVar = (
-        Rule(("grid_sampler_steps", "timesteps"), lambda steps, T: steps <= T,
-             "DDIM takes at most T steps: set grid_sampler_steps <= timesteps"),
-        Rule(("loss_buckets", "timesteps"), lambda buckets, T: buckets <= T,
-             "each timestep bucket needs a timestep of its own: set loss_buckets <= timesteps"),
-    )
 
-
-SCHEMAS = {"ddpm": {"ddpm": DDPMSectionConfig}, "model": {"unet": UNetConfig}}
+SCHEMAS = {"ddpm": {"ddpm": DDPMSectionConfig}, "model": {"unet": DiffusionConfig}}

@@ -17,62 +17,61 @@ from torch import nn
 from dlfp.data import ImageData
 from dlfp.data.transforms import unit_pixels
 from dlfp.engine.checkpoint import load_trained
-from dlfp.engine.diffusion import NoiseSchedule, sample
 from dlfp.engine.progress import Progress
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
 from dlfp.eval.sample_quality import Scored, class_counts, quality, score_images
 from dlfp.eval.trained_classifier import check_trained, load_classifier
 from dlfp.models import rebuild_model
+from dlfp.models.diffusion import Diffusion
 
 log = logging.getLogger(__name__)
 
 
-def check_quality_inputs(cfg: DictConfig) -> None:
+def check_quality_inputs(cfg: DictConfig, timesteps: int) -> None:
     """Before any data loads: what the quality table reads after training (the trained classifier
-    and VAE, the DDIM step counts) must exist and fit, or the whole training is lost to a typo."""
-    qcfg, steps = cfg.ddpm.quality, int(cfg.ddpm.timesteps)
+    and VAE, the DDIM step counts against the model's T, ``timesteps``) must exist and fit, or the
+    whole training is lost to a typo."""
+    qcfg = cfg.ddpm.quality
     if not qcfg.classifier:
         return
-    check_trained(str(qcfg.classifier), "classify", cfg.dataset, "ddpm.quality.classifier")
+    check_trained(qcfg.classifier, "classify", cfg.dataset, "ddpm.quality.classifier")
     if qcfg.vae:
-        check_trained(str(qcfg.vae), "vae", cfg.dataset, "ddpm.quality.vae")
-    too_many = [int(s) for s in qcfg.ddim_steps if int(s) > steps]
+        check_trained(qcfg.vae, "vae", cfg.dataset, "ddpm.quality.vae")
+    too_many = [s for s in qcfg.ddim_steps if s > timesteps]
     if too_many:
         raise DlfpError(f"ddpm.quality.ddim_steps={list(qcfg.ddim_steps)}: {too_many} exceed "
-                        f"ddpm.timesteps={steps} (DDIM takes at most T steps); use steps <= {steps}")
+                        f"model.timesteps={timesteps} (DDIM takes at most T steps); use steps <= {timesteps}")
 
 
-def quality_table(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.Module,
-                  data: ImageData) -> dict[str, float]:
+def quality_table(run: Run, cfg: DictConfig, model: Diffusion, data: ImageData) -> dict[str, float]:
     """One row of measures per sampler (and the sanity rows), logged as ``quality`` records and
     returned flat: ``<row>/frechet``, ``<row>/seconds_per_image``, ..."""
     qcfg, device = cfg.ddpm.quality, run.hw.device
-    classifier, _ = load_classifier(str(qcfg.classifier), cfg.paths.data_dir, device, need_data=False)
+    classifier, _ = load_classifier(qcfg.classifier, cfg.paths.data_dir, device, need_data=False)
     reference_split = data.test if data.test is not None else data.val
-    reference_pixels = unit_pixels(reference_split.x[: int(qcfg.reference_images)])
+    reference_pixels = unit_pixels(reference_split.x[: qcfg.reference_images])
     reference = score_images(classifier, reference_pixels.to(device))
-    n, batch = int(qcfg.samples), int(qcfg.batch_size)
+    n, batch = qcfg.samples, qcfg.batch_size
     rows: dict[str, tuple[Scored, float]] = {}
     train_pixels = unit_pixels(data.train.x)
     chosen = torch.randperm(len(train_pixels), generator=torch.Generator().manual_seed(0))[:n]
     rows["real_train"] = (score_images(classifier, train_pixels[chosen].to(device)), 0.0)
     samplers = ([("ddpm", None, 0.0)] if qcfg.ddpm else []) + [
-        ("ddim", int(s), float(eta)) for s in qcfg.ddim_steps for eta in qcfg.ddim_etas]
-    shape = tuple(data.train.x.shape[1:])
+        ("ddim", s, eta) for s in qcfg.ddim_steps for eta in qcfg.ddim_etas]
     for sampler, steps, eta in samplers:
-        name = f"ddpm_T{schedule.steps}" if sampler == "ddpm" else f"ddim_S{steps}_eta{eta:g}"
+        name = f"ddpm_T{model.schedule.steps}" if sampler == "ddpm" else f"ddim_S{steps}_eta{eta:g}"
         began = time.perf_counter()
-        generated = generate(model, schedule, cfg, sampler, steps, eta, n, batch, shape, device)
+        generated = generate(model, cfg.ddpm, sampler, steps, eta, n, batch)
         seconds = time.perf_counter() - began
         rows[name] = (score_images(classifier, (generated + 1) / 2), seconds / n)
         log.info("%s: %d images in %.1f s", name, n, seconds)
     if qcfg.vae:
-        vae = vae_pixels(str(qcfg.vae), n, int(cfg.ddpm.sample_seed), device)
+        vae = vae_pixels(qcfg.vae, n, cfg.ddpm.sample_seed, device)
         rows["vae"] = (score_images(classifier, vae), 0.0)
     flat: dict[str, float] = {}
     for name, (scored, per_image) in rows.items():
-        measures = {**quality(scored, reference, int(qcfg.bootstrap), int(cfg.seed)),
+        measures = {**quality(scored, reference, qcfg.bootstrap, cfg.seed),
                     "seconds_per_image": per_image}
         run.metrics.log(0, "quality", row=float(list(rows).index(name)), **measures)
         flat.update({f"{name}/{k}": v for k, v in measures.items()})
@@ -82,20 +81,18 @@ def quality_table(run: Run, cfg: DictConfig, schedule: NoiseSchedule, model: nn.
     return flat
 
 
-def generate(model: nn.Module, schedule: NoiseSchedule, cfg: DictConfig, sampler: str, steps: int | None,
-             eta: float, n: int, batch: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def generate(model: Diffusion, dcfg: DictConfig, sampler: str, steps: int | None, eta: float, n: int,
+             batch: int) -> torch.Tensor:
     """``n`` samples in [-1, 1], ``batch`` at a time, from the seeded noise of ``ddpm.sample_seed``
     (``eta``: DDIM's)."""
-    dcfg = cfg.ddpm
-    generator = torch.Generator().manual_seed(int(dcfg.sample_seed))
-    variance = str(getattr(dcfg.variance, "value", dcfg.variance))
+    generator = torch.Generator().manual_seed(dcfg.sample_seed)
     parts = []
-    per_batch = schedule.steps if sampler == "ddpm" else int(steps)
+    per_batch = model.schedule.steps if sampler == "ddpm" else steps
     progress = Progress(per_batch * -(-n // batch), desc=f"{sampler} {per_batch} steps, {n} images")
     for first in range(0, n, batch):
-        x, _ = sample(model, schedule, (min(batch, n - first), *shape), sampler=sampler, steps=steps,
-                      eta=eta, variance=variance, generator=generator, clip=bool(dcfg.clip),
-                      device=device, on_step=progress.tick)
+        x, _ = model.sample(min(batch, n - first), sampler=sampler, steps=steps, eta=eta,
+                            variance=dcfg.variance, generator=generator, clip=dcfg.clip,
+                            on_step=progress.tick)
         parts.append(x.clamp(-1, 1))
     progress.close()
     return torch.cat(parts)
