@@ -106,3 +106,23 @@ def test_no_option_file_restates_its_schemas_default() -> None:
         restated += [f"{path.relative_to(ROOT)}: {key}" for key, value in option.items()
                      if key not in ("defaults", "_target_") and key in defaults and defaults[key] == value]
     assert not restated, restated
+
+
+def test_every_config_enum_is_a_str_enum_whose_names_are_its_values() -> None:
+    """Tasks compare and look up config choices as strings (``TARGETS[cfg.dataset.target]``): a
+    StrEnum equals its value, but hashes by its name, so the two must be the same."""
+    import enum
+    import importlib
+    import pkgutil
+
+    import dlfp.config
+
+    enums = []
+    for info in pkgutil.iter_modules(dlfp.config.__path__):
+        module = importlib.import_module(f"dlfp.config.{info.name}")
+        enums += [o for o in vars(module).values() if isinstance(o, type) and issubclass(o, enum.Enum)
+                  and o.__module__ == module.__name__]
+    assert enums
+    for kind in enums:
+        assert issubclass(kind, enum.StrEnum), kind
+        assert all(member.name == member.value for member in kind), kind
