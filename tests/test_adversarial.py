@@ -84,7 +84,7 @@ def test_ifgsm_step_fractions_count_ties_apart_from_rises() -> None:
 
 
 def test_unknown_adversarial_training_kind_is_one_clear_error() -> None:
-    with pytest.raises(DlfpError, match="train.adversarial='mim' is unknown; use none, fgsm_rs or pgd"):
+    with pytest.raises(DlfpError, match="classify.adversarial='mim' is unknown; use none, fgsm_rs or pgd"):
         adversarial_batch(tiny_pixel_model(), *images(), "mim", EPS, 1)
 
 
@@ -131,7 +131,7 @@ def test_a_missing_or_foreign_checkpoint_is_one_clear_error(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("kind", ["fgsm_rs", "pgd"])
 def test_adversarial_training_reports_clean_and_pgd20_accuracy(tmp_path: Path, kind: str) -> None:
-    metrics = run_inprocess([*TINY_FAST, "train.epochs=2", f"train.adversarial={kind}",
-                             "train.adversarial_steps=2", "train.adversarial_eval_images=20"],
+    metrics = run_inprocess([*TINY_FAST, "train.epochs=2", f"classify.adversarial={kind}",
+                             "classify.adversarial_steps=2", "classify.adversarial_eval_images=20"],
                             tmp_path / "run")["metrics"]
     assert 0 <= metrics["test/pgd20_accuracy"] <= metrics["test/pgd20_clean_accuracy"] <= 1

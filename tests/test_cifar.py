@@ -347,9 +347,9 @@ def test_the_real_archive_with_64_bytes_flipped_mid_way_is_refused(tmp_path: Pat
 
 
 def test_evaluating_a_split_the_dataset_lacks_is_one_clear_error(tmp_path: Path) -> None:
-    message = r"train.eval_splits names \['test'\], but dataset mnist5k has only \['val'\]"
+    message = r"classify.eval_splits names \['test'\], but dataset mnist5k has only \['val'\]"
     with pytest.raises(DlfpError, match=message):
-        run_inprocess(["train.steps=2", "train.eval_splits=[val,test]"], tmp_path / "run")
+        run_inprocess(["train.steps=2", "classify.eval_splits=[val,test]"], tmp_path / "run")
 
 
 def test_tiny_lr_schedule_sweep_writes_its_table_and_figure(tmp_path: Path) -> None:

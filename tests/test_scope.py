@@ -4,15 +4,19 @@ task does not read is one error naming it, before any data loads; every shipped 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, TINY_MNIST, compose_config, run_cli, run_inprocess, without_hydra
 
+from dlfp.config.overrides import moved_key_problem
 from dlfp.config.scope import DRIVER_KEYS, SHARED, check_scope, scope_problems
 from dlfp.config.train import TrainLoopConfig
 from dlfp.errors import DlfpError
 from dlfp.tasks import READS, TASKS, task_reads
+from dlfp.tasks.compare import compose_experiment
+from dlfp.train import cli
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
@@ -31,14 +35,8 @@ def _error(overrides: list[str]) -> str:
 
 # the ignored settings: (overrides, what the one error line must say)
 IGNORED = [
-    (["experiment=lm", "train.tta=flip"], "train.tta=flip has no effect in experiment lm (task lm)"),
-    (["experiment=lm", "train.label_smoothing=0.1"], "train.label_smoothing=0.1 has no effect in experiment"),
     (["experiment=lm", "train.augment=[hflip]"], "train.augment=[hflip] has no effect in experiment lm"),
-    (["experiment=lm", "train.adversarial=pgd"], "train.adversarial=pgd has no effect in experiment lm"),
-    (["experiment=lm", "train.eval_splits=[test]"], "train.eval_splits=[test] has no effect in experiment"),
-    (["experiment=vae", "train.tta=flip"], "train.tta=flip has no effect in experiment vae (task vae)"),
-    (["experiment=regression", "train.tta=flip_translate"],
-     "train.tta=flip_translate has no effect in experiment regression (task regression)"),
+    (["experiment=lm", "+classify.tta=flip"], "classify is set, but experiment lm (task lm) does not read"),
     (["tokenizer=char"], "tokenizer is set, but experiment mnist_nn_torch (task classify) does not read it"),
     (["corpus=shakespeare"], "corpus is set, but experiment mnist_nn_torch (task classify) does not read it"),
     (["experiment=lm", "dataset=mnist"], "dataset is set, but experiment lm (task lm) does not read it"),
@@ -57,9 +55,7 @@ EXPERIMENT_OF = {"classify": "mnist_nn_torch", "regression": "regression", "svm"
                  "compare": "mnist_compare", "scratch_nn": "mnist_nn_numpy", "vae": "vae",
                  "adversarial": "cifar_adversarial", "lm": "lm", "ddpm": "ddpm"}
 SCOPED_TASKS = sorted(t for t in TASKS if not READS[t].everything)
-SET = {"transforms": ["rescale"], "augment": ["hflip"], "eval_splits": ["test"], "label_smoothing": 0.1,
-       "adversarial": "pgd", "adversarial_eps": 4.0, "adversarial_steps": 3, "adversarial_eval_images": 10,
-       "tta": "flip"}
+SET = {"transforms": ["rescale"], "augment": ["hflip"]}
 
 
 @pytest.mark.parametrize("task", SCOPED_TASKS)
@@ -93,8 +89,8 @@ def test_every_experiment_reads_everything_its_config_holds(debug: list[str]) ->
 
 
 def test_a_value_of_a_read_key_passes_and_a_default_of_an_unread_one_too() -> None:
-    assert _problems(["experiment=cifar_fast", "train.tta=flip", "train.label_smoothing=0.1"]) == []
-    assert _problems(["experiment=lm", "train.tta=none", "train.label_smoothing=0"]) == []
+    assert _problems(["experiment=cifar_fast", "classify.tta=flip", "classify.label_smoothing=0.1"]) == []
+    assert _problems(["experiment=lm", "train.augment=[]"]) == []
     assert _problems(["experiment=ddpm", "train.transforms=[standardize]"]) == []
 
 
@@ -122,9 +118,43 @@ def test_compare_refuses_an_override_none_of_its_experiments_reads_before_runnin
     assert not (tmp_path / "run" / "mnist_svm").exists()
 
 
-def test_compare_refuses_a_key_one_of_its_experiments_ignores_before_running_any(tmp_path: Path) -> None:
-    # train.tta reaches the two networks; the NumPy network does not read it, and the SVM would have
-    # run first (minutes on real data) before that sub-run refused it
-    with pytest.raises(DlfpError, match=r"train.tta=flip has no effect in experiment mnist_nn_numpy"):
-        run_inprocess(["experiment=mnist_compare", "train.tta=flip"], tmp_path / "run")
+def test_compare_forwards_classify_options_to_the_classifier_alone() -> None:
+    forwarded = ["classify.tta=flip", "train.steps=5"]
+    torch_cfg, torch_overrides = compose_experiment("mnist_nn_torch", forwarded, [])
+    assert torch_overrides == ["experiment=mnist_nn_torch", *forwarded] and torch_cfg.classify.tta == "flip"
+    assert compose_experiment("mnist_nn_numpy", forwarded, [])[1] == ["experiment=mnist_nn_numpy",
+                                                                      "train.steps=5"]
+
+
+def test_compare_refuses_a_bad_classify_value_before_running_any(tmp_path: Path) -> None:
+    # the SVM would have run first (minutes on real data) before the network's run refused it
+    with pytest.raises(DlfpError, match=r"classify.label_smoothing=1.0 must be >= 0 and < 1"):
+        run_inprocess(["experiment=mnist_compare", "classify.label_smoothing=1"], tmp_path / "run")
     assert not (tmp_path / "run" / "mnist_svm").exists()
+
+
+# the ignored classification settings: train has no such keys now; each override names
+# where the key lives, in one line, before Hydra composes anything
+MOVED_CASES = [["experiment=lm", "train.tta=flip"], ["experiment=lm", "train.label_smoothing=0.1"],
+               ["experiment=lm", "train.adversarial=pgd"], ["experiment=lm", "train.eval_splits=[test]"],
+               ["experiment=vae", "train.tta=flip"], ["experiment=regression", "train.tta=flip_translate"],
+               ["experiment=cifar_fast", "+train.adversarial_eps=4"]]
+
+
+@pytest.mark.parametrize("overrides", MOVED_CASES, ids=[" ".join(o) for o in MOVED_CASES])
+def test_a_classification_key_under_train_says_where_it_lives(overrides: list[str]) -> None:
+    key, value = overrides[1].lstrip("+").split("=")
+    name = key.split(".")[1]
+    assert moved_key_problem(overrides) == (f"{key} is not a setting of train; classification's options "
+                                            f"are under classify.*: use classify.{name}={value}")
+    assert moved_key_problem([overrides[0], f"classify.{name}={value}"]) is None
+
+
+def test_the_console_script_refuses_a_moved_key_in_one_line_before_hydra(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["dlfp-train", "experiment=lm", "train.tta=flip"])
+    with pytest.raises(SystemExit) as exited:  # sys.exit(message): the message on stderr, status 1
+        cli()
+    assert exited.value.code == ("error: train.tta is not a setting of train; classification's options "
+                                 "are under classify.*: use classify.tta=flip")
+    assert not list(tmp_path.iterdir())

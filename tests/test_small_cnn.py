@@ -90,7 +90,7 @@ def test_tiny_run_and_its_checkpoint_rebuild_the_trained_classifier(tmp_path: Pa
 def test_tiny_run_on_real_mnist_reports_test_accuracy(tmp_path: Path, shared_data: Path) -> None:
     run_dir = tmp_path / "run"
     run_inprocess([*TINY_CNN, "dataset=mnist", f"paths.data_dir={shared_data}", "dataset.val_size=100",
-                   "train.epochs=1", "train.eval_splits=[]"], run_dir)
+                   "train.epochs=1", "classify.eval_splits=[]"], run_dir)
     metrics = read_summary(run_dir)["metrics"]
     assert {"test/accuracy", "test/error", "val/accuracy"} <= set(metrics)
     assert 0 <= metrics["test/accuracy"] <= 1  # 8 updates: the number is no measure, only its presence

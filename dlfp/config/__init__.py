@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config import (
     adversarial,
+    classify,
     dataset,
     ddpm,
     hardware,
@@ -34,7 +35,7 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")  # absolute: consol
 
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {}
 for _module in (hardware, train, optimizer, schedule, model, dataset, vae, svm, regression, adversarial, lm,
-                ddpm):
+                ddpm, classify):
     for _group, _options in _module.SCHEMAS.items():
         GROUP_SCHEMAS.setdefault(_group, {}).update(_options)
 

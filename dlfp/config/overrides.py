@@ -26,3 +26,25 @@ def replace_budget(cfg: DictConfig, overrides: Sequence[str]) -> None:
     if OmegaConf.select(cfg, given) is not None:
         other = BUDGETS[1 - BUDGETS.index(given)]
         OmegaConf.update(cfg, other, None)
+
+
+# keys that moved to another section, old -> new: an override of the old key says where it lives
+MOVED: dict[str, str] = {f"train.{key}": f"classify.{key}" for key in (
+    "eval_splits", "label_smoothing", "adversarial", "adversarial_eps", "adversarial_steps",
+    "adversarial_eval_images", "tta")}
+HOMES = {"classify": "classification's options"}  # what each destination section holds
+
+
+def moved_key_problem(overrides: Sequence[str]) -> str | None:
+    """The first override naming a key that moved to another section, as one line saying where it
+    lives now (Hydra's own refusal of the unknown key would not), or None."""
+    for override in overrides:
+        key = override_key(override)
+        if key in MOVED:
+            section, name = key.split(".", 1)
+            new = MOVED[key]
+            home = new.split(".", 1)[0]
+            value = override.split("=", 1)[1] if "=" in override else "..."
+            return (f"{key} is not a setting of {section}; {HOMES[home]} are under {home}.*: "
+                    f"use {new}={value}")
+    return None

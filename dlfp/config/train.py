@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -13,18 +13,6 @@ from dlfp.config.transforms import TRANSFORM_OPTIONS
 class CadenceUnit(StrEnum):
     updates = "updates"
     epochs = "epochs"
-
-
-class AdversarialKind(StrEnum):
-    none = "none"
-    fgsm_rs = "fgsm_rs"  # FGSM from a random start, step 1.25 eps (Wong et al. 2020)
-    pgd = "pgd"  # adversarial_steps steps from a random start, step 2.5 eps / steps (Madry et al. 2018)
-
-
-class TestTimeAugment(StrEnum):
-    none = "none"
-    flip = "flip"  # the image and its mirror
-    flip_translate = "flip_translate"  # those, and both shifted one pixel up-left and down-right
 
 
 @dataclass
@@ -48,13 +36,6 @@ class TrainLoopConfig:
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
     transforms: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # per-batch transforms, every split
     augment: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # per-batch transforms, training only
-    eval_splits: list[str] = field(default_factory=lambda: ["val"])  # evaluated during training (classify)
-    label_smoothing: float = limit(0.0, ge=0, lt=1)  # of the training cross-entropy (classify)
-    adversarial: AdversarialKind = AdversarialKind.none  # train on attacked batches (classify)
-    adversarial_eps: float = limit(8.0, gt=0, le=255)  # their eps, in 1/255 pixel steps (255: the range)
-    adversarial_steps: int = limit(7, ge=1)  # PGD steps per training batch
-    adversarial_eval_images: int = limit(1000, ge=1)  # test images scored under PGD-20 after training
-    tta: TestTimeAugment = TestTimeAugment.none  # logits averaged over views at evaluation (classify)
 
     RULES: ClassVar = (Rule(("steps", "epochs"), lambda steps, epochs: steps is None or epochs is None,
                             "set only one of them (the other to null)"),)

@@ -4,18 +4,21 @@ clean image) or PGD (the same from a uniform random point of the eps-ball; Madry
 
 The model takes pixel-space images (``PixelModel`` puts a classifier's input transforms inside
 it), so the eps-ball and the [0, 1] box are the literature's. Gradients are float32: callers run
-the model in eval mode without autocast (adversarial training runs it as training does).
+the model in eval mode without autocast (adversarial training, ``AdversarialBatches``, runs it
+as training does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlfp.data.transforms import Transform
+from dlfp.data.transforms import Transform, unit_pixels
 from dlfp.engine.progress import Progress
 from dlfp.errors import DlfpError
 
@@ -32,11 +35,15 @@ class PixelModel(nn.Module):
             raise DlfpError(f"attacks need deterministic input transforms; train.transforms has {random}")
         self.net, self.transforms = net, transforms
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel-space images as the classifier takes them: through its input transforms."""
         batch = {"x": x}
         for transform in self.transforms:
             batch = transform(batch, None)
-        return self.net(batch["x"])
+        return batch["x"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.inputs(x))
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
@@ -71,7 +78,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
 
 def adversarial_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str, eps: float, steps: int,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training examples for ``train.adversarial``: ``fgsm_rs`` is FGSM from a random start with
+    """Training examples for ``classify.adversarial``: ``fgsm_rs`` is FGSM from a random start with
     alpha = 1.25 eps (Wong et al. 2020, "Fast is better than free"); ``pgd`` is ``steps`` steps
     from a random start with alpha = 2.5 eps / steps (Madry et al.)."""
     if kind == "fgsm_rs":
@@ -79,7 +86,41 @@ def adversarial_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: 
     if kind == "pgd":
         return pgd(model, x, y, eps, alpha=2.5 * eps / steps, steps=steps, random_start=True,
                    generator=generator)
-    raise DlfpError(f"train.adversarial={kind!r} is unknown; use none, fgsm_rs or pgd")
+    raise DlfpError(f"classify.adversarial={kind!r} is unknown; use none, fgsm_rs or pgd")
+
+
+class AdversarialBatches:
+    """Adversarial training as a step on the training batches, before the model's loss: each batch
+    of pixels (``batches`` yields them augmented, not yet transformed) is attacked through the
+    model's input transforms (``adversarial_batch``), then transformed, so ``model.loss`` takes it
+    like any batch. A batch source like the loader it wraps (``len``, ``epoch``) for the driver.
+
+    The attack runs in ``autocast()`` (the update's: as the loss runs) on the model in its
+    training mode, micro-batch by micro-batch when the update accumulates ``micro_batches``, and
+    draws its random starts from torch's global generator, which a resumed run restores.
+    """
+
+    def __init__(self, batches: Any, model: nn.Module, transforms: list[Transform], kind: str, eps: float,
+                 steps: int, micro_batches: int = 1,
+                 autocast: Callable[[], AbstractContextManager] = nullcontext) -> None:
+        self.batches, self.model = batches, PixelModel(model, transforms)
+        self.kind, self.eps, self.steps = kind, eps, steps
+        self.micro_batches, self.autocast = micro_batches, autocast
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        for batch in self.batches.epoch(epoch, start):
+            yield self.attacked(batch)
+
+    def attacked(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch with its images ``x`` attacked and transformed."""
+        k = self.micro_batches
+        with self.autocast():
+            attacked = [adversarial_batch(self.model, x, y, self.kind, self.eps, self.steps)
+                        for x, y in zip(unit_pixels(batch["x"]).chunk(k), batch["y"].chunk(k))]
+        return {**batch, "x": self.model.inputs(torch.cat(attacked))}
 
 
 def pgd_attack(model: torch.nn.Module, eps: float, steps: int, generator: torch.Generator) -> Attack:

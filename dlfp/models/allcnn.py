@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlfp.models.classifier import Classifier
+
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     """conv (no bias: the BatchNorm after it has one) -> BatchNorm -> ReLU."""
@@ -13,7 +15,7 @@ def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequ
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class AllCNN(nn.Module):
+class AllCNN(Classifier):
     """3x3 c1, 3x3 c1, 3x3 c1 stride 2, dropout, 3x3 c2, 3x3 c2, 3x3 c2 stride 2, dropout,
     3x3 c2, 1x1 c2, 1x1 num_classes, global average pooling; BatchNorm -> ReLU after every conv,
     as the study specifies (the last one too, as in All-CNN-C). Only convolutions have weights

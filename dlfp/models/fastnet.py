@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dlfp.errors import DlfpError
+from dlfp.models.classifier import Classifier
 
 
 class FrozenScaleBatchNorm(nn.BatchNorm2d):
@@ -48,7 +49,7 @@ def dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:
     return conv
 
 
-class FastNet(nn.Module):
+class FastNet(Classifier):
     def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (64, 256, 256), num_classes: int = 10,
                  whiten_kernel: int = 2, logit_scale: float = 1 / 9, bn_momentum: float = 0.4,
                  bn_eps: float = 1e-12, whiten_bias_epochs: int | None = 3, image_size: int = 32) -> None:

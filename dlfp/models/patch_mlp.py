@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlfp.models.classifier import Classifier
 
-class PatchMLP(nn.Module):
+
+class PatchMLP(Classifier):
     """image (N, C, H, W) -> patch embedding -> flatten -> [Linear, ReLU] x len(hidden) -> Linear.
 
     The embedding maps each non-overlapping ``patch_size`` x ``patch_size`` patch to

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlfp.models.classifier import Classifier
+
 LAYOUTS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
 
 
@@ -56,7 +58,7 @@ class Block(nn.Module):
         return torch.relu(out + (self.shortcut(x) if self.shortcut is not None else x))
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier):
     """stem (3x3 conv, BN, ReLU) -> 4 stages of blocks (64, 128, 256, 512 wide; stride 2 from the
     second on) -> global average pooling -> Linear to ``num_classes``."""
 

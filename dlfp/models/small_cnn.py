@@ -12,13 +12,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dlfp.models.classifier import Classifier
+
 # The input scale: experiment=mnist_cnn trains with train.transforms [rescale] (Rescale's defaults,
 # low -1 and high 1), so the model sees float pixels x_uint8 / 127.5 - 1 in [-1, 1] (0 = -1, the
 # black background; 255 = +1), the DDPM's own scale.
 INPUT_RANGE = (-1.0, 1.0)
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Classifier):
     """image (N, C, 28, 28) float in [-1, 1] -> [conv3x3-BN-ReLU, conv3x3-BN-ReLU, maxpool 2] per
     width -> flatten -> Linear(hidden) -> ReLU (= ``features``) -> dropout -> Linear(num_classes).
 

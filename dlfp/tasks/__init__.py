@@ -38,10 +38,8 @@ DATA_PARALLEL = frozenset({"classify", "vae", "lm", "ddpm"})
 # what each task reads beyond every run's keys (dlfp/config/scope.py): the trained tasks read the
 # driver's train keys; the train keys beyond them belong to the tasks named here
 TRAINED = frozenset({"train", "model", "dataset", "optimizer", "schedule"})
-CLASSIFY_TRAIN = frozenset({"transforms", "augment", "eval_splits", "label_smoothing", "adversarial",
-                            "adversarial_eps", "adversarial_steps", "adversarial_eval_images", "tta"})
 READS: dict[str, Reads] = {
-    "classify": Reads(TRAINED, {"train": CLASSIFY_TRAIN}),
+    "classify": Reads(TRAINED | {"classify"}, {"train": frozenset({"transforms", "augment"})}),
     "regression": Reads(TRAINED | {"regression"}),
     "svm": Reads(frozenset({"dataset", "features", "svm"})),
     "compare": Reads(everything=True),  # each experiment it runs is checked as its own run

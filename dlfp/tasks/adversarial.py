@@ -35,12 +35,12 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if not acfg.checkpoint:
         raise DlfpError("set adversarial.checkpoint to a classifier's run directory or its "
                         "checkpoints/last.pt")
-    model, data = load_classifier(str(acfg.checkpoint), cfg.paths.data_dir, run.hw.device)
-    x, y = split_pixels(data, str(acfg.split), run.hw.device)
-    eps, n = float(acfg.eps) / 255, int(acfg.batch_size)
-    generator = torch.Generator(run.hw.device).manual_seed(int(acfg.seed))
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(int(acfg.seed)))
-    subset = order[: int(acfg.n_images)].to(x.device)
+    model, data = load_classifier(acfg.checkpoint, cfg.paths.data_dir, run.hw.device)
+    x, y = split_pixels(data, acfg.split, run.hw.device)
+    eps, n = acfg.eps / 255, acfg.batch_size
+    generator = torch.Generator(run.hw.device).manual_seed(acfg.seed)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(acfg.seed))
+    subset = order[: acfg.n_images].to(x.device)
     xs, ys = x[subset], y[subset]
     classes = data.classes
 
@@ -49,24 +49,23 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                                          f"FGSM eps {acfg.eps:g}"),
                "subset/clean_accuracy": accuracy(model, xs, ys, None, n, "clean subset")}
     for steps in acfg.pgd_steps:
-        attack = pgd_attack(model, eps, int(steps), generator)
+        attack = pgd_attack(model, eps, steps, generator)
         metrics[f"pgd{steps}/accuracy"] = accuracy(model, xs, ys, attack, n, f"PGD-{steps} eps {acfg.eps:g}")
 
-    gradient_figures(model, xs, ys, classes, int(acfg.gradient_images), run)
-    metrics.update(iterative_fgsm(model, xs, ys, eps, int(acfg.ifgsm_steps), n, run))
+    gradient_figures(model, xs, ys, classes, acfg.gradient_images, run)
+    metrics.update(iterative_fgsm(model, xs, ys, eps, acfg.ifgsm_steps, n, run))
 
     curve: dict[str, list[float]] = {"FGSM": [], f"PGD-{acfg.curve_pgd_steps}": []}
     for e in acfg.eps_curve:
         attacks = {"FGSM": lambda a, b, e=e: fgsm(model, a, b, e / 255),
-                   f"PGD-{acfg.curve_pgd_steps}": pgd_attack(model, e / 255, int(acfg.curve_pgd_steps),
-                                                             generator)}
+                   f"PGD-{acfg.curve_pgd_steps}": pgd_attack(model, e / 255, acfg.curve_pgd_steps, generator)}
         for name, attack in attacks.items():
             value = accuracy(model, xs, ys, attack, n, f"{name} eps {e:g}")
             curve[name].append(value)
             key = name.lower().replace("-", "")
             metrics[f"subset/{key}_eps{e:g}_accuracy"] = value
-            run.metrics.log(0, f"{key}_curve", eps_255=float(e), accuracy=value)
-    plot_accuracy_vs_eps([float(e) for e in acfg.eps_curve], curve, run.plots_dir / "accuracy_vs_eps.png",
+            run.metrics.log(0, f"{key}_curve", eps_255=e, accuracy=value)
+    plot_accuracy_vs_eps(list(acfg.eps_curve), curve, run.plots_dir / "accuracy_vs_eps.png",
                          clean=metrics["subset/clean_accuracy"], n_images=len(ys))
     return metrics
 

@@ -6,6 +6,8 @@ with the engine's driver, then evaluate every split, plot the curves and confusi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,53 +23,46 @@ from dlfp.engine.optim import build_optimizer
 from dlfp.engine.run import Run
 from dlfp.engine.updates import TorchUpdate
 from dlfp.errors import DlfpError
-from dlfp.eval.attacks import PixelModel, accuracy, adversarial_batch, pgd_attack
+from dlfp.eval.attacks import AdversarialBatches, PixelModel, accuracy, pgd_attack
 from dlfp.eval.classification import SplitScores, classification_metrics, confusion_matrix
 from dlfp.models import build_model
 from dlfp.viz.classification import plot_augmentations, plot_classification
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
-    hw = run.hw
+    hw, ccfg = run.hw, cfg.classify
     data: ImageData = instantiate(cfg.dataset)
     model = build_model(cfg.model)
     _check_model_fits(model, data)
+    model.label_smoothing = ccfg.label_smoothing
     model.to(hw.device)
     if hw.channels_last:
         model.to(memory_format=torch.channels_last)
-    adversarial = str(getattr(cfg.train.adversarial, "value", cfg.train.adversarial))
-    if adversarial != "none" and hw.ranks.active:
-        raise DlfpError("train.adversarial cannot run data-parallel (its attacks differentiate the "
+    adversarial = ccfg.adversarial != "none"
+    if adversarial and hw.ranks.active:
+        raise DlfpError("classify.adversarial cannot run data-parallel (its attacks differentiate the "
                         "model outside DDP); run it as one process, without torchrun")
-    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, pixels=adversarial != "none",
+    train_loader, eval_loaders = image_loaders(data, cfg, hw.device, pixels=adversarial,
                                                rank=hw.ranks.rank, world_size=hw.ranks.world_size)
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
         model.fit_to_data(fitting_inputs(data, cfg, hw.device))
-    smoothing = float(cfg.train.label_smoothing)
-    tta = str(getattr(cfg.train.tta, "value", cfg.train.tta))
     input_transforms = build_transforms(cfg.train.transforms, data)
-    eps = float(cfg.train.adversarial_eps) / 255
-
-    def step_loss(net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = batch["x"]
-        if adversarial != "none":  # batches come in pixels; the attack sees the transforms as model
-            net = PixelModel(net, input_transforms)
-            x = adversarial_batch(net, unit_pixels(x), batch["y"], adversarial, eps,
-                                  int(cfg.train.adversarial_steps))
-        return F.cross_entropy(net(x), batch["y"], label_smoothing=smoothing)
-
-    scores = SplitScores(lambda net, loader: evaluate(net, loader, data.num_classes, tta), eval_loaders)
-    model.loss = lambda batch: step_loss(model, batch)  # TRANSITION (issue 23 item 2)
+    scores = SplitScores(lambda net, loader: evaluate(net, loader, data.num_classes, ccfg.tta), eval_loaders)
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
-    during = splits_during_training(cfg, eval_loaders, data.name)
-    result = fit(update, train_loader, lambda net: scores.during(net, during), run=run, train_cfg=cfg.train,
+    batches = train_loader
+    if adversarial:  # the loader yields pixels; they are attacked, then transformed, before the loss
+        batches = AdversarialBatches(train_loader, update.net, input_transforms, ccfg.adversarial,
+                                     ccfg.adversarial_eps / 255, ccfg.adversarial_steps,
+                                     micro_batches=cfg.train.accumulate, autocast=update.autocast)
+    during = splits_during_training(ccfg.eval_splits, eval_loaders, data.name)
+    result = fit(update, batches, lambda net: scores.during(net, during), run=run, train_cfg=cfg.train,
                  schedule=cfg.schedule, resume=cfg.resume, on_epoch_start=getattr(model, "set_epoch", None))
     if not hw.ranks.is_main:  # rank 0 alone scores, plots and writes
         return {}
 
     with update.evaluation() as net:  # the splits of the last evaluation are reused, not rescored
         final, confusions = scores.final(net)
-    if adversarial != "none":
+    if adversarial:
         final.update(robust_accuracy(model, data, input_transforms, cfg, hw.device))
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
     if cfg.train.augment:
@@ -78,18 +73,17 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
 
 def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: DictConfig,
                     device: torch.device | str) -> dict[str, float]:
-    """PGD-20 (random start) accuracy at ``train.adversarial_eps`` on the first
-    ``train.adversarial_eval_images`` test images (validation when there is no test split)."""
+    """PGD-20 (random start) accuracy at ``classify.adversarial_eps`` on the first
+    ``classify.adversarial_eval_images`` test images (validation when there is no test split)."""
     split_name = "test" if data.test is not None else "val"
     split = data.eval_splits[split_name]
-    n = min(int(cfg.train.adversarial_eval_images), len(split))
+    n = min(cfg.classify.adversarial_eval_images, len(split))
     x, y = unit_pixels(split.x[:n].to(device)), split.y[:n].to(device)
-    eps = float(cfg.train.adversarial_eps) / 255
+    eps = cfg.classify.adversarial_eps
     pixel_model = PixelModel(model.float().eval(), transforms)
-    attack = pgd_attack(pixel_model, eps, 20, torch.Generator(device).manual_seed(int(cfg.seed)))
-    batch = int(cfg.train.eval_batch_size)
-    return {f"{split_name}/pgd20_accuracy": accuracy(pixel_model, x, y, attack, batch,
-                                                    f"PGD-20 eps {cfg.train.adversarial_eps:g}"),
+    attack = pgd_attack(pixel_model, eps / 255, 20, torch.Generator(device).manual_seed(cfg.seed))
+    batch = cfg.train.eval_batch_size
+    return {f"{split_name}/pgd20_accuracy": accuracy(pixel_model, x, y, attack, batch, f"PGD-20 eps {eps:g}"),
             f"{split_name}/pgd20_clean_accuracy": accuracy(pixel_model, x, y, None, batch, "clean")}
 
 
@@ -97,18 +91,18 @@ def fitting_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str,
                    n: int = 5000) -> torch.Tensor:
     """``n`` training images drawn at random (seeded by ``seed``) as the model sees them at evaluation
     (``train.transforms``). Random, not the first n: a folder-read dataset is stored class by class."""
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(int(cfg.seed)))
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
     chosen = data.train.subset(order[: min(n, len(data.train))]).to(device)
     return transformed(chosen, build_transforms(cfg.train.transforms, data))["x"]
 
 
-def splits_during_training(cfg: DictConfig, eval_loaders: dict[str, Loader], dataset: str) -> list[str]:
-    """``train.eval_splits``, each of which the dataset must have."""
-    missing = [s for s in cfg.train.eval_splits if s not in eval_loaders]
+def splits_during_training(splits: Sequence[str], eval_loaders: dict[str, Loader], dataset: str) -> list[str]:
+    """``classify.eval_splits``, each of which the dataset must have."""
+    missing = [s for s in splits if s not in eval_loaders]
     if missing:
-        raise DlfpError(f"train.eval_splits names {missing}, but dataset {dataset} has only "
-                        f"{sorted(eval_loaders)}; set train.eval_splits=[{','.join(eval_loaders)}]")
-    return list(cfg.train.eval_splits)
+        raise DlfpError(f"classify.eval_splits names {missing}, but dataset {dataset} has only "
+                        f"{sorted(eval_loaders)}; set classify.eval_splits=[{','.join(eval_loaders)}]")
+    return list(splits)
 
 
 def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, draws: int = 5) -> None:
@@ -135,7 +129,7 @@ def evaluate(net: nn.Module, loader: Loader, num_classes: int,
 
 
 def predict(net: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """Logits, averaged over test-time views (``train.tta``): none; flip (the image and its
+    """Logits, averaged over test-time views (``classify.tta``): none; flip (the image and its
     mirror); flip_translate (half that, half the mean over the flip pair of the image shifted one
     pixel each way along both axes, reflect-padded), as the fast CIFAR trainers evaluate."""
     if tta == "none":
