@@ -18,7 +18,6 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
@@ -31,7 +30,7 @@ def steps_per_second(model, opt, batches, steps: int, device: torch.device) -> f
     start = time.perf_counter()
     for _ in range(steps):
         batch = next(it)
-        loss = F.cross_entropy(model(batch["x"]), batch["y"])
+        loss = model.loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 from dlfp.scratch.loss import SoftmaxCrossEntropy
@@ -51,7 +50,7 @@ def make_steps(
         sgd.step()
 
     def torch_step(i: int) -> None:
-        loss = F.cross_entropy(model(txs[i % distinct]), tys[i % distinct])
+        loss = model.loss({"x": txs[i % distinct], "y": tys[i % distinct]})
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
