@@ -339,13 +339,13 @@ def _dataset_example(report: Report, groups: list[Group]) -> Path | None:
     job = min((j for j in group.jobs if j.status == "ok"), key=lambda j: j.params.get(TRIAL_KEY, ""))
     try:
         import torch
-        from hydra.utils import instantiate
 
+        from dlfp.data import load_dataset
         from dlfp.eval.grid_errors import Grid
         from dlfp.viz.regression import plot_dataset
 
         cfg = OmegaConf.load(job.dir / ".hydra" / "config.yaml")
-        data = instantiate(cfg.dataset)
+        data = load_dataset(cfg.dataset)
         grid = Grid(data.x_low, data.x_high, float(cfg.regression.extrapolate_to),
                     int(cfg.regression.grid_points), torch.device("cpu")).x
         return plot_dataset(report.sweep_dir / "dataset_example.png", grid.squeeze(1),

@@ -19,9 +19,9 @@ import os
 import torch
 from bench_loader import loader_vs_premade  # scripts/ is on the path of a script run from it
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from dlfp.config import CONF_DIR, register_configs
+from dlfp.data import load_dataset
 from dlfp.data.loader import Loader
 from dlfp.data.transforms import build_transforms
 from dlfp.models import build_model
@@ -45,9 +45,9 @@ def main() -> None:
     overrides = ["experiment=cifar_allcnn", f"dataset={dataset}"]
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides + (["dataset.download=false"] if dataset == "cifar10" else []))
-    data = instantiate(cfg.dataset)
-    pipeline = (build_transforms(cfg.train.augment, data, "train.augment")
-                + build_transforms(cfg.train.transforms, data))
+    data = load_dataset(cfg.dataset)
+    pipeline = (build_transforms(cfg.dataset.augment, data, "dataset.augment")
+                + build_transforms(cfg.dataset.transforms, data))
     loader = Loader(data.train.to(device), 128, shuffle=True, seed=0, transforms=pipeline)
     print(f"device {device}, channels_last {channels_last}, torch {torch.__version__}, torch threads "
           f"{torch.get_num_threads()}, data "

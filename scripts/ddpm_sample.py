@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config.checks import ToolParser, option_type
 from dlfp.config.ddpm import DDPMSectionConfig, QualityConfig
 from dlfp.config.hardware import HardwareConfig
+from dlfp.data import load_dataset
 from dlfp.engine.checkpoint import load_trained
 from dlfp.engine.hardware import setup_hardware
 from dlfp.engine.metrics import MetricLog
@@ -191,7 +191,7 @@ def quality(args: argparse.Namespace, cfg: DictConfig, model: Diffusion) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     try:
         run = Run(cfg=cfg, dir=args.out_dir, hw=hw, metrics=MetricLog(args.out_dir / "metrics.jsonl"))
-        flat = quality_table(run, cfg, model.to(hw.device), instantiate(cfg.dataset))
+        flat = quality_table(run, cfg, model.to(hw.device), load_dataset(cfg.dataset))
     except BaseException:
         if made:
             shutil.rmtree(args.out_dir, ignore_errors=True)

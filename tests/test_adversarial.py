@@ -15,6 +15,7 @@ from torch import nn
 from dlfp.data.transforms import Standardize
 from dlfp.errors import DlfpError
 from dlfp.eval.attacks import PixelModel, adversarial_batch, fgsm, pgd
+from dlfp.eval.trained_classifier import input_transforms
 from dlfp.tasks.adversarial import step_changes
 
 EPS = 8 / 255
@@ -135,3 +136,10 @@ def test_adversarial_training_reports_clean_and_pgd20_accuracy(tmp_path: Path, k
                              "classify.adversarial_steps=2", "classify.adversarial_eval_images=20"],
                             tmp_path / "run")["metrics"]
     assert 0 <= metrics["test/pgd20_accuracy"] <= metrics["test/pgd20_clean_accuracy"] <= 1
+
+
+def test_a_trained_classifiers_input_transforms_come_from_its_dataset_section_or_an_older_train() -> None:
+    assert input_transforms({"dataset": {"transforms": ["standardize"], "augment": []}, "train": {}}) == [
+        "standardize"]
+    older = {"dataset": {"name": "mnist5k"}, "train": {"transforms": ["rescale"], "augment": []}}
+    assert input_transforms(older) == ["rescale"]  # a checkpoint written before they moved to dataset.*

@@ -94,7 +94,7 @@ def test_whitening_statistics_come_from_a_random_sample_of_every_class() -> None
     x = y.view(-1, 1, 1, 1).expand(-1, 3, 4, 4).to(torch.uint8).contiguous()
     data = ImageData(name="sorted", train=Split(x=x, y=y), val=None, test=Split(x=x, y=y),
                      classes=[str(i) for i in range(10)], mean=(0.0,) * 3, std=(1.0,) * 3)
-    cfg = OmegaConf.create({"seed": 0, "train": {"transforms": []}})
+    cfg = OmegaConf.create({"seed": 0, "dataset": {"transforms": []}})
     chosen = fitting_inputs(data, cfg, "cpu", n=50)
     assert len(chosen) == 50 and len(chosen[:, 0, 0, 0].unique()) == 10
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import compose_config, without_hydra
 
-from dlfp.data import mnist
+from dlfp.data import load_dataset, mnist
 from dlfp.data.images import ImageData, Split, stratified_holdout
-from dlfp.data.loader import Loader
+from dlfp.data.loader import Loader, image_loaders
 from dlfp.data.mnist5k import load_mnist5k
 from dlfp.data.transforms import RandomCrop, build_transforms
 from dlfp.errors import DlfpError
@@ -151,7 +152,7 @@ def test_two_ranks_partition_each_epoch() -> None:
 
 def test_random_transforms_repeat_per_batch_and_change_across_batches() -> None:
     images = Split(x=torch.rand(16, 1, 6, 6), y=torch.zeros(16, dtype=torch.long))
-    augment = build_transforms([{"name": "random_crop", "padding": 2}, "hflip"], key="train.augment")
+    augment = build_transforms([{"name": "random_crop", "padding": 2}, "hflip"], key="dataset.augment")
     loader = Loader(images, 4, shuffle=True, seed=0, transforms=augment)
     first = [b["x"] for b in loader.epoch(0)]
     again = [b["x"] for b in loader.epoch(0)]
@@ -164,6 +165,18 @@ def test_random_transforms_repeat_per_batch_and_change_across_batches() -> None:
         build_transforms(["blur"])
 
 
+def test_the_dataset_section_holds_the_transforms_and_its_loader_is_built_without_them() -> None:
+    cfg = without_hydra(compose_config(["experiment=cifar_fast", "dataset=cifar_synthetic",
+                                        "dataset.n_train=20", "dataset.val_size=10", "dataset.n_test=10",
+                                        "train.batch_size=4"]))
+    data = load_dataset(cfg.dataset)  # load_cifar_synthetic takes neither transforms nor augment
+    assert len(data.train) == 20
+    train, evals = image_loaders(data, cfg, "cpu")
+    assert [type(t).__name__ for t in train.transforms] == ["HorizontalFlip", "RandomCrop", "Standardize"]
+    assert {split: [type(t).__name__ for t in loader.transforms] for split, loader in evals.items()} == {
+        "val": ["Standardize"], "test": ["Standardize"]}
+
+
 def _images(side: int, channels: int = 3) -> ImageData:
     split = Split(x=torch.randint(0, 256, (4, channels, side, side), dtype=torch.uint8),
                   y=torch.zeros(4, dtype=torch.long))
@@ -173,15 +186,15 @@ def _images(side: int, channels: int = 3) -> ImageData:
 @pytest.mark.parametrize(("entry", "message"), [
     ({"name": "random_crop", "padding": 8}, "augment[0].padding=8 must be below the image size, 8x8 in"),
     ({"name": "random_crop", "padding": 9, "padding_mode": "reflect"}, "padding=9 must be below the image"),
-    ({"name": "hflip", "field": "y"}, "train.augment[0].field=y must name an image field of dataset tiny"),
-    ({"name": "hflip", "p": "abc"}, "train.augment[0].p=abc must be a number >= 0 and <= 1"),
-    ({"name": "random_crop", "padding": 2.7}, "train.augment[0].padding=2.7 must be an integer >= 0"),
-    ({"name": "hflip", "fieldx": 1}, "train.augment[0].fieldx is not an option of hflip"),
-    ({"name": "color_jitter"}, "train.augment[0]: color_jitter needs colour images (3 channels"),
+    ({"name": "hflip", "field": "y"}, "dataset.augment[0].field=y must name an image field of dataset tiny"),
+    ({"name": "hflip", "p": "abc"}, "dataset.augment[0].p=abc must be a number >= 0 and <= 1"),
+    ({"name": "random_crop", "padding": 2.7}, "dataset.augment[0].padding=2.7 must be an integer >= 0"),
+    ({"name": "hflip", "fieldx": 1}, "dataset.augment[0].fieldx is not an option of hflip"),
+    ({"name": "color_jitter"}, "dataset.augment[0]: color_jitter needs colour images (3 channels"),
 ])
 def test_a_transform_that_cannot_work_on_the_images_is_one_error_naming_its_option(entry, message) -> None:
     with pytest.raises(DlfpError) as info:
-        build_transforms([entry], _images(8, channels=1), key="train.augment")
+        build_transforms([entry], _images(8, channels=1), key="dataset.augment")
     assert message in str(info.value) and "\n" not in str(info.value)
 
 

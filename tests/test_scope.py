@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, TINY_MNIST, compose_config, run_cli, run_inprocess, without_hydra
 
 from dlfp.config.overrides import moved_key_problem
-from dlfp.config.scope import DRIVER_KEYS, SHARED, check_scope, scope_problems
+from dlfp.config.scope import DRIVER_KEYS, SCOPED, check_scope, scope_problems
 from dlfp.config.train import TrainLoopConfig
 from dlfp.errors import DlfpError
 from dlfp.tasks import READS, TASKS, task_reads
@@ -35,7 +35,12 @@ def _error(overrides: list[str]) -> str:
 
 # the ignored settings: (overrides, what the one error line must say)
 IGNORED = [
-    (["experiment=lm", "train.augment=[hflip]"], "train.augment=[hflip] has no effect in experiment lm"),
+    (["experiment=mnist_svm", "dataset.augment=[hflip]"],
+     "dataset.augment=[hflip] has no effect in experiment mnist_svm (task svm), which does not read it"),
+    (["experiment=vae", "dataset.transforms=[standardize]"],
+     "dataset.transforms=[standardize] has no effect in experiment vae (task vae)"),
+    (["experiment=ddpm", "dataset.augment=[hflip]"],
+     "dataset.augment=[hflip] has no effect in experiment ddpm (task ddpm)"),
     (["experiment=lm", "+classify.tta=flip"], "classify is set, but experiment lm (task lm) does not read"),
     (["tokenizer=char"], "tokenizer is set, but experiment mnist_nn_torch (task classify) does not read it"),
     (["corpus=shakespeare"], "corpus is set, but experiment mnist_nn_torch (task classify) does not read it"),
@@ -50,28 +55,27 @@ def test_an_ignored_setting_is_one_error_naming_key_and_experiment(overrides, me
     assert "\n" not in error
 
 
-# one experiment of each task, and a value other than the default for each train key a task may not read
+# one experiment of each task, and a value other than the default for each scoped key (SCOPED)
 EXPERIMENT_OF = {"classify": "mnist_nn_torch", "regression": "regression", "svm": "mnist_svm",
                  "compare": "mnist_compare", "scratch_nn": "mnist_nn_numpy", "vae": "vae",
                  "adversarial": "cifar_adversarial", "lm": "lm", "ddpm": "ddpm"}
 SCOPED_TASKS = sorted(t for t in TASKS if not READS[t].everything)
-SET = {"transforms": ["rescale"], "augment": ["hflip"]}
+SET = {"dataset.transforms": ["rescale"], "dataset.augment": ["hflip"]}
 
 
 @pytest.mark.parametrize("task", SCOPED_TASKS)
-def test_every_task_refuses_each_train_key_it_does_not_read(task: str) -> None:
+def test_every_task_refuses_each_scoped_key_it_does_not_read(task: str) -> None:
     reads = READS[task]
     cfg = without_hydra(compose_config([f"experiment={EXPERIMENT_OF[task]}"]))
     assert cfg.task == task
-    if "train" not in reads.sections:
-        assert cfg.get("train") is None
-        return
-    unread = sorted(set(SET) - reads.keys.get("train", frozenset()))
-    for key in unread:
+    for key, value in SET.items():
+        section, name = key.split(".")
+        if name not in (cfg.get(section) or {}):  # no such section, or one without the key (1-D data)
+            continue
         changed = cfg.copy()
-        changed.train[key] = SET[key]
-        assert [p.split("=")[0] for p in scope_problems(changed, reads)] == [f"train.{key}"], key
-    assert task != "classify" or not unread
+        changed[section][name] = value
+        read = name in reads.keys.get(section, frozenset())
+        assert [p.split("=")[0] for p in scope_problems(changed, reads)] == ([] if read else [key]), key
 
 
 @pytest.mark.parametrize("task", SCOPED_TASKS)
@@ -90,15 +94,16 @@ def test_every_experiment_reads_everything_its_config_holds(debug: list[str]) ->
 
 def test_a_value_of_a_read_key_passes_and_a_default_of_an_unread_one_too() -> None:
     assert _problems(["experiment=cifar_fast", "classify.tta=flip", "classify.label_smoothing=0.1"]) == []
-    assert _problems(["experiment=lm", "train.augment=[]"]) == []
-    assert _problems(["experiment=ddpm", "train.transforms=[standardize]"]) == []
+    assert _problems(["experiment=mnist_svm", "dataset.augment=[]"]) == []
+    assert _problems(["experiment=ddpm", "dataset.transforms=[standardize]"]) == []
 
 
-def test_every_task_declares_what_it_reads_and_every_train_key_is_read() -> None:
+def test_every_task_declares_what_it_reads_and_every_scoped_key_is_read() -> None:
     assert set(READS) == set(TASKS) == set(EXPERIMENT_OF)
-    assert set(SET) == {f.name for f in dataclasses.fields(TrainLoopConfig)} - DRIVER_KEYS
-    read = set(SHARED["train"]).union(*(r.keys.get("train", ()) for r in READS.values()))
-    assert read == {f.name for f in dataclasses.fields(TrainLoopConfig)}
+    assert set(SET) == {f"{section}.{key}" for section, keys in SCOPED.items() for key in keys}
+    assert DRIVER_KEYS == {f.name for f in dataclasses.fields(TrainLoopConfig)}  # train: the driver's alone
+    for section, keys in SCOPED.items():
+        assert set(keys) == set().union(*(r.keys.get(section, ()) for r in READS.values())), section
 
 
 def test_an_ignored_setting_through_the_cli_is_one_line_exit_1_before_any_data(tmp_path: Path) -> None:
@@ -158,3 +163,11 @@ def test_the_console_script_refuses_a_moved_key_in_one_line_before_hydra(monkeyp
     assert exited.value.code == ("error: train.tta is not a setting of train; classification's options "
                                  "are under classify.*: use classify.tta=flip")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_transform_key_under_train_says_it_moved_to_dataset() -> None:
+    assert moved_key_problem(["experiment=mnist_svm", "train.augment=[hflip]"]) == (
+        "train.augment is not a setting of train; the per-batch transforms and augmentation are under "
+        "dataset.*: use dataset.augment=[hflip]")
+    problem = moved_key_problem(["+train.transforms=[standardize]"])
+    assert problem is not None and problem.endswith("use dataset.transforms=[standardize]")

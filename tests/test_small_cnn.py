@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import compose_config, read_summary, run_inprocess, without_hydra
-from hydra.utils import instantiate
 
 from dlfp.config.checks import config_problems
+from dlfp.data import load_dataset
 from dlfp.data.transforms import Rescale
 from dlfp.engine.checkpoint import load_checkpoint
 from dlfp.models import rebuild_model
@@ -56,7 +56,7 @@ def test_to_input_is_the_training_transform_and_leaves_ddpm_samples_as_they_are(
 def test_the_experiment_uses_the_model_on_minus_one_to_one_and_checks_its_widths() -> None:
     cfg = compose_config(["experiment=mnist_cnn"])
     assert cfg.model._target_ == "dlfp.models.small_cnn.SmallCNN"
-    assert list(cfg.train.transforms) == ["rescale"]
+    assert list(cfg.dataset.transforms) == ["rescale"]
     assert cfg.dataset.name == "mnist5k" and cfg.objective == "val/error"
     bad = without_hydra(compose_config(["experiment=mnist_cnn", "model.widths=[8,8,8]"]))
     assert any("model" in p and "image_size" in p for p in config_problems(bad))
@@ -80,7 +80,7 @@ def test_tiny_run_and_its_checkpoint_rebuild_the_trained_classifier(tmp_path: Pa
     model = rebuild_model(checkpoint)
     assert isinstance(model, SmallCNN) and not model.training and model.hidden == 32
     # the rebuilt model scores the validation split exactly as the trained one did at the end
-    data = instantiate(json.loads(checkpoint["config"])["dataset"])  # mnist5k, as the run split it
+    data = load_dataset(json.loads(checkpoint["config"])["dataset"])  # mnist5k, as the run split it
     val = data.eval_splits["val"]
     scored = _scored_by_rebuilt_model(model, val.x, val.y)
     assert scored["accuracy"] == pytest.approx(metrics["val/accuracy"], abs=1e-9)

@@ -1,18 +1,30 @@
-"""dataset=: the loaders of real and generated data."""
+"""dataset=: the loaders of real and generated data, and the per-batch transforms of the images."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from omegaconf import II
 
-from dlfp.config.checks import SEED, Rule, limit
+from dlfp.config.checks import SEED, Rule, choices, limit
+from dlfp.config.transforms import TRANSFORM_OPTIONS
 
 
 @dataclass
-class MNISTConfig:
+class ImageDatasetConfig:
+    """The per-batch transforms of an image dataset's batches (``dataset.transforms=[standardize]``,
+    ``dataset.augment=[hflip]``): the batch loaders apply them (dlfp/data/loader.py); the dataset's
+    own loader, its ``_target_``, is built without them (``load_dataset``)."""
+
+    transforms: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # every batch of every split
+    augment: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # training batches only, before those
+
+
+@dataclass
+class MNISTConfig(ImageDatasetConfig):
     _target_: str = "dlfp.data.mnist.load_mnist"
     name: str = "mnist"  # mnist | fashion_mnist: the folder and torchvision class to use
     root: str = "${paths.data_dir}"
@@ -24,7 +36,7 @@ class MNISTConfig:
 
 
 @dataclass
-class MNIST5kConfig:
+class MNIST5kConfig(ImageDatasetConfig):
     _target_: str = "dlfp.data.mnist5k.load_mnist5k"
     name: str = "mnist5k"
     val_size: int = limit(1000, ge=1)  # stratified: val_size / 10 per class
@@ -34,7 +46,7 @@ class MNIST5kConfig:
 
 
 @dataclass
-class CIFAR10Config:
+class CIFAR10Config(ImageDatasetConfig):
     _target_: str = "dlfp.data.cifar.load_cifar10"
     root: str = "${paths.data_dir}"  # holds cifar-10-batches-py, cifar10-jpeg.tar.gz or cifar10/
     download: bool = True  # through torchvision (md5-checked) when no source is found
@@ -45,7 +57,7 @@ class CIFAR10Config:
 
 
 @dataclass
-class CIFARSyntheticConfig:
+class CIFARSyntheticConfig(ImageDatasetConfig):
     _target_: str = "dlfp.data.cifar.load_cifar_synthetic"
     n_train: int = limit(2000, ge=10)  # generated 32x32 RGB images, ten classes
     val_size: int = limit(500, ge=0)  # generated validation images (0: none), as cifar10's hold-out
@@ -71,6 +83,10 @@ class SinRegressionConfig:
 
     RULES: ClassVar = (Rule(("x_low", "x_high"), lambda low, high: low < high, "x_low must be below x_high"),)
 
+
+# the keys of an image dataset's config that name per-batch transforms, which the batch loaders read
+# and the dataset's own loader (its _target_) does not take
+TRANSFORM_KEYS = frozenset(f.name for f in dataclasses.fields(ImageDatasetConfig))
 
 SCHEMAS = {"dataset": {"mnist": MNISTConfig, "mnist5k": MNIST5kConfig, "cifar10": CIFAR10Config,
                        "cifar_synthetic": CIFARSyntheticConfig, "sin_regression": SinRegressionConfig}}

@@ -31,8 +31,10 @@ def replace_budget(cfg: DictConfig, overrides: Sequence[str]) -> None:
 # keys that moved to another section, old -> new: an override of the old key says where it lives
 MOVED: dict[str, str] = {f"train.{key}": f"classify.{key}" for key in (
     "eval_splits", "label_smoothing", "adversarial", "adversarial_eps", "adversarial_steps",
-    "adversarial_eval_images", "tta")}
-HOMES = {"classify": "classification's options"}  # what each destination section holds
+    "adversarial_eval_images", "tta")} | {
+    f"train.{key}": f"dataset.{key}" for key in ("transforms", "augment")}
+HOMES = {"classify": "classification's options",  # what each destination section holds
+         "dataset": "the per-batch transforms and augmentation"}
 
 
 def moved_key_problem(overrides: Sequence[str]) -> str | None:

@@ -2,23 +2,25 @@
 is refused before any data loads, instead of being silently ignored.
 
 The runner reads ``EVERY_RUN`` for every task. Beyond that a task declares (``Reads``, in the task
-registry ``dlfp.tasks.READS``) the top-level sections it reads and, of a shared section (``train``),
-the keys it reads beyond the ones every task that reads the section reads (``SHARED``: the
-driver's). ``check_scope`` refuses a section the task does not read that is present (not null) in
-the composed config, and a key of a shared section the task does not read whose value differs from
-its schema's default: shipped configs leave such keys at their defaults, so only a value someone set
-is refused.
+registry ``dlfp.tasks.READS``) the top-level sections it reads and, of a shared section, which of
+its scoped keys (``SCOPED``: read only by the tasks that say so) it reads; every task that reads a
+section reads its other keys. ``check_scope`` refuses a section the task does not read that is
+present (not null) in the composed config, and a scoped key the task does not read whose value
+differs from its schema's default: shipped configs leave such keys at their defaults, so only a
+value someone set is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config.checks import validate
+from dlfp.config.dataset import TRANSFORM_KEYS
 from dlfp.config.overrides import replace_budget
+from dlfp.config.train import TrainLoopConfig
 from dlfp.errors import DlfpError
 
 # read by the runner for every task: the run's identity, seed and paths, trackers, device and threads
@@ -30,14 +32,20 @@ DRIVER_KEYS = frozenset({
     "log_every", "checkpoint_every", "grad_clip", "accumulate", "ema_decay", "ema_warmup",
     "lookahead_decay", "lookahead_every", "record_seconds", "stop_loss",
 })
-# shared sections: the keys every task that reads the section reads; a task declares any others
-SHARED: Mapping[str, frozenset[str]] = {"train": DRIVER_KEYS}
+# shared sections: their keys that only the tasks declaring them (``Reads.keys``) read. Every train
+# key beyond the driver's is one (there are none: a new one is refused until a task declares it);
+# of an image dataset, the per-batch transforms, which the batch loaders read and not every task
+# builds (the SVM and the VAE take the dataset's tensors as they are)
+SCOPED: Mapping[str, frozenset[str]] = {
+    "train": frozenset(f.name for f in fields(TrainLoopConfig)) - DRIVER_KEYS,
+    "dataset": TRANSFORM_KEYS,
+}
 
 
 @dataclass(frozen=True)
 class Reads:
     """What one task reads beyond ``EVERY_RUN``: top-level ``sections`` and, per shared section,
-    its ``keys`` beyond ``SHARED``'s. ``everything``: the task passes the config on to other
+    the ``keys`` of ``SCOPED``'s it reads. ``everything``: the task passes the config on to other
     experiments (compare), whose own runs are checked."""
 
     sections: frozenset[str] = frozenset()
@@ -72,18 +80,18 @@ def scope_problems(cfg: DictConfig, reads: Reads) -> list[str]:
         if section not in reads.sections:
             problems.append(f"{section} is set, but {where} does not read it: it would have no effect; "
                             f"remove it (drop the {section}=... or {section}.* override)")
-        elif section in SHARED:
-            problems += _unread_keys(cfg[section], section, SHARED[section] | reads.keys.get(section, set()),
-                                     where)
+        elif section in SCOPED:
+            unread = SCOPED[section] - reads.keys.get(section, frozenset())
+            problems += _unread_keys(cfg[section], section, unread, where)
     return problems
 
 
-def _unread_keys(node: DictConfig, section: str, read: frozenset[str], where: str) -> list[str]:
-    """The keys of a shared section outside ``read`` whose values differ from the schema's defaults."""
+def _unread_keys(node: DictConfig, section: str, unread: frozenset[str], where: str) -> list[str]:
+    """The keys of a shared section in ``unread`` whose values differ from the schema's defaults."""
     values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
     defaults = OmegaConf.to_container(OmegaConf.structured(OmegaConf.get_type(node)), enum_to_str=True)
     return [f"{section}.{key}={_shown(values[key])} has no effect in {where}, which does not read it; "
-            f"remove it" for key in values if key not in read and values[key] != defaults.get(key)]
+            f"remove it" for key in values if key in unread and values[key] != defaults.get(key)]
 
 
 def _shown(value: object) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from dlfp.config.checks import Rule, choices, limit
-from dlfp.config.transforms import TRANSFORM_OPTIONS
+from dlfp.config.checks import Rule, limit
 
 
 class CadenceUnit(StrEnum):
@@ -34,8 +33,6 @@ class TrainLoopConfig:
     lookahead_every: int = limit(5, ge=1)  # updates between lookahead pulls
     record_seconds: bool = False  # evaluation records carry the training seconds so far (resumes included)
     stop_loss: float | None = limit(None, ge=0)  # stop once a train record's loss is at or below this
-    transforms: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # per-batch transforms, every split
-    augment: list[Any] = choices(TRANSFORM_OPTIONS, "transform")  # per-batch transforms, training only
 
     RULES: ClassVar = (Rule(("steps", "epochs"), lambda steps, epochs: steps is None or epochs is None,
                             "set only one of them (the other to null)"),)

@@ -1,4 +1,4 @@
-"""The options of each per-batch transform (``train.transforms``, ``train.augment``), by name.
+"""The options of each per-batch transform (``dataset.transforms``, ``dataset.augment``), by name.
 
 An entry is a name (``hflip``) or a mapping with ``name`` and options
 (``{name: random_crop, padding: 4}``); its options are read with the types and checked against the

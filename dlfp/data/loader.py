@@ -136,8 +136,8 @@ def image_loaders(data: ImageData, cfg: DictConfig, device: torch.device | str, 
     when ``pixels``, for attacks on pixels; this rank's shard under torchrun) and one loader per
     evaluation split (the transforms only), with the splits moved to ``device``: every image task's
     loaders (the torch classifier, the NumPy network)."""
-    transforms = build_transforms(cfg.train.transforms, data)
-    augment = build_transforms(cfg.train.augment, data, key="train.augment")
+    transforms = build_transforms(cfg.dataset.transforms, data)
+    augment = build_transforms(cfg.dataset.augment, data, key="dataset.augment")
     train = Loader(data.train.to(device), cfg.train.batch_size, shuffle=True, seed=cfg.seed,
                    transforms=augment + ([] if pixels else transforms), rank=rank, world_size=world_size)
     evals = {split: Loader(s.to(device), cfg.train.eval_batch_size, shuffle=False, transforms=transforms)

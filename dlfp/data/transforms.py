@@ -1,6 +1,6 @@
 """Per-batch transforms: batched tensor functions on a batch's named fields, chosen by name from
-config (``train.transforms`` for every batch; ``train.augment`` for training batches only, before
-the transforms, as torchvision pipelines augment before they normalise).
+config (``dataset.transforms`` for every batch; ``dataset.augment`` for training batches only,
+before the transforms, as torchvision pipelines augment before they normalise).
 
 Images are uint8 on 0..255 or float on 0..1 (``to_unit`` turns the first into the second, which
 colour augmentations need); ``standardize`` and ``rescale`` accept either.
@@ -208,7 +208,8 @@ class ColorJitter(Transform):
     def __call__(self, batch: Batch, gen: torch.Generator | None) -> Batch:
         x = batch[self.field]
         if x.dtype == torch.uint8:
-            raise DlfpError("color_jitter needs float images on 0..1: put to_unit before it in train.augment")
+            raise DlfpError("color_jitter needs float images on 0..1: "
+                            "put to_unit before it in dataset.augment")
         return {**batch, self.field: self.apply(x, *self.params(len(x), gen, x.device))}
 
 
@@ -247,7 +248,7 @@ TRANSFORMS: dict[str, Callable[[Any, Any, str], Transform]] = {
 
 
 def build_transforms(entries: Sequence[Any], data: Any = None,
-                     key: str = "train.transforms") -> list[Transform]:
+                     key: str = "dataset.transforms") -> list[Transform]:
     """Entries are a name (``standardize``) or a mapping with ``name`` and options
     (``{name: random_crop, padding: 4}``), read as the config check reads them; ``data`` (the
     run's ImageData, or None) lets each check what needs the images."""

@@ -32,7 +32,7 @@ class PixelModel(nn.Module):
         super().__init__()
         random = [type(t).__name__ for t in transforms if t.random]
         if random:
-            raise DlfpError(f"attacks need deterministic input transforms; train.transforms has {random}")
+            raise DlfpError(f"attacks need deterministic input transforms; dataset.transforms has {random}")
         self.net, self.transforms = net, transforms
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:

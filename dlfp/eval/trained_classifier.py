@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 
-from dlfp.data import ImageData
+from dlfp.data import ImageData, load_dataset
 from dlfp.data.transforms import build_transforms
 from dlfp.engine.checkpoint import load_trained
 from dlfp.errors import DlfpError
@@ -28,11 +27,17 @@ def load_classifier(path: Path | str, data_dir: str, device: torch.device | str,
     only when the input transforms need its statistics (``standardize``), and may come back None."""
     checkpoint = load_trained(Path(str(path)).expanduser(), "classify")
     trained = json.loads(checkpoint["config"])
-    entries = trained["train"]["transforms"]
+    entries = input_transforms(trained)
     needs_statistics = any((e if isinstance(e, str) else e.get("name")) == "standardize" for e in entries)
     data = trained_data(trained, data_dir) if need_data or needs_statistics else None
     net = rebuild_model(checkpoint).float().to(device).eval()
     return PixelModel(net, build_transforms(entries, data)).eval(), data
+
+
+def input_transforms(trained: dict) -> list:
+    """The input transforms of a training run's config: ``dataset.transforms``, or in a checkpoint
+    written before they moved there, ``train.transforms``."""
+    return trained["dataset"].get("transforms", trained.get("train", {}).get("transforms", []))
 
 
 def trained_data(trained: dict, data_dir: str) -> ImageData:
@@ -40,7 +45,7 @@ def trained_data(trained: dict, data_dir: str) -> ImageData:
     dataset = dict(trained["dataset"])
     if "root" in dataset:
         dataset["root"] = str(data_dir)
-    data = instantiate(dataset)
+    data = load_dataset(dataset)
     if not isinstance(data, ImageData):
         raise DlfpError(f"the checkpoint's dataset {dataset.get('_target_')} is not an image dataset")
     return data

@@ -14,7 +14,7 @@ from torch import nn
 
 from dlfp.models.classifier import Classifier
 
-# The input scale: experiment=mnist_cnn trains with train.transforms [rescale] (Rescale's defaults,
+# The input scale: experiment=mnist_cnn trains with dataset.transforms [rescale] (Rescale's defaults,
 # low -1 and high 1), so the model sees float pixels x_uint8 / 127.5 - 1 in [-1, 1] (0 = -1, the
 # black background; 255 = +1), the DDPM's own scale.
 INPUT_RANGE = (-1.0, 1.0)
@@ -24,10 +24,10 @@ class SmallCNN(Classifier):
     """image (N, C, 28, 28) float in [-1, 1] -> [conv3x3-BN-ReLU, conv3x3-BN-ReLU, maxpool 2] per
     width -> flatten -> Linear(hidden) -> ReLU (= ``features``) -> dropout -> Linear(num_classes).
 
-    Input: what experiment=mnist_cnn's loader yields with ``train.transforms: [rescale]``: float32
+    Input: what experiment=mnist_cnn's loader yields with ``dataset.transforms: [rescale]``: float32
     (N, 1, 28, 28), pixel value v (uint8 0..255) as v / 127.5 - 1, in [-1, 1]. Images in the DDPM's
     [-1, 1] therefore go in as they are (clamp samples that overshoot); uint8 images or float images
-    on 0..1 go through ``to_input`` first. A model trained with another ``train.transforms`` (e.g.
+    on 0..1 go through ``to_input`` first. A model trained with another ``dataset.transforms`` (e.g.
     ``standardize``) expects that transform's scale instead.
     """
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
+from dlfp.config.dataset import TRANSFORM_KEYS
 from dlfp.config.scope import Reads
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
@@ -36,18 +37,18 @@ TASKS: dict[str, str] = {
 DATA_PARALLEL = frozenset({"classify", "vae", "lm", "ddpm"})
 
 # what each task reads beyond every run's keys (dlfp/config/scope.py): the trained tasks read the
-# driver's train keys; the train keys beyond them belong to the tasks named here
+# driver's train keys; the dataset's per-batch transforms belong to the tasks that build batch loaders
 TRAINED = frozenset({"train", "model", "dataset", "optimizer", "schedule"})
 READS: dict[str, Reads] = {
-    "classify": Reads(TRAINED | {"classify"}, {"train": frozenset({"transforms", "augment"})}),
+    "classify": Reads(TRAINED | {"classify"}, {"dataset": TRANSFORM_KEYS}),  # image_loaders
     "regression": Reads(TRAINED | {"regression"}),
     "svm": Reads(frozenset({"dataset", "features", "svm"})),
     "compare": Reads(everything=True),  # each experiment it runs is checked as its own run
-    "scratch_nn": Reads(TRAINED, {"train": frozenset({"transforms", "augment"})}),  # the image loaders
+    "scratch_nn": Reads(TRAINED, {"dataset": TRANSFORM_KEYS}),  # image_loaders
     "vae": Reads(TRAINED | {"vae"}),
     "adversarial": Reads(frozenset({"adversarial"})),  # model, data and split come from the checkpoint
     "lm": Reads(TRAINED - {"dataset"} | {"tokenizer", "corpus", "lm"}),  # its data: corpus and tokenizer
-    "ddpm": Reads(TRAINED | {"ddpm"}, {"train": frozenset({"transforms"})}),
+    "ddpm": Reads(TRAINED | {"ddpm"}, {"dataset": frozenset({"transforms"})}),  # no augmentation
 }
 
 

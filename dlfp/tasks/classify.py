@@ -11,11 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from dlfp.data import ImageData
+from dlfp.data import ImageData, load_dataset
 from dlfp.data.loader import Loader, image_loaders, transformed
 from dlfp.data.transforms import build_transforms, unit_pixels
 from dlfp.engine.driver import fit
@@ -31,7 +30,7 @@ from dlfp.viz.classification import plot_augmentations, plot_classification
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, ccfg = run.hw, cfg.classify
-    data: ImageData = instantiate(cfg.dataset)
+    data: ImageData = load_dataset(cfg.dataset)
     model = build_model(cfg.model)
     _check_model_fits(model, data)
     model.label_smoothing = ccfg.label_smoothing
@@ -46,7 +45,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
                                                rank=hw.ranks.rank, world_size=hw.ranks.world_size)
     if hasattr(model, "fit_to_data"):  # data-dependent initialisation (FastNet's whitening filters)
         model.fit_to_data(fitting_inputs(data, cfg, hw.device))
-    input_transforms = build_transforms(cfg.train.transforms, data)
+    input_transforms = build_transforms(cfg.dataset.transforms, data)
     scores = SplitScores(lambda net, loader: evaluate(net, loader, data.num_classes, ccfg.tta), eval_loaders)
     update = TorchUpdate(model, build_optimizer(cfg.optimizer, model), hw, cfg.train)
     batches = train_loader
@@ -65,7 +64,7 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     if adversarial:
         final.update(robust_accuracy(model, data, input_transforms, cfg, hw.device))
     plot_classification(run.metrics.records(), confusions, data.classes, data.name, run.plots_dir)
-    if cfg.train.augment:
+    if cfg.dataset.augment:
         plot_augmented(data, cfg, run)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"steps": float(result.steps), "parameters": float(parameters), **final}
@@ -90,10 +89,10 @@ def robust_accuracy(model: nn.Module, data: ImageData, transforms: list, cfg: Di
 def fitting_inputs(data: ImageData, cfg: DictConfig, device: torch.device | str,
                    n: int = 5000) -> torch.Tensor:
     """``n`` training images drawn at random (seeded by ``seed``) as the model sees them at evaluation
-    (``train.transforms``). Random, not the first n: a folder-read dataset is stored class by class."""
+    (``dataset.transforms``). Random, not the first n: a folder-read dataset is stored class by class."""
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
     chosen = data.train.subset(order[: min(n, len(data.train))]).to(device)
-    return transformed(chosen, build_transforms(cfg.train.transforms, data))["x"]
+    return transformed(chosen, build_transforms(cfg.dataset.transforms, data))["x"]
 
 
 def splits_during_training(splits: Sequence[str], eval_loaders: dict[str, Loader], dataset: str) -> list[str]:
@@ -106,14 +105,14 @@ def splits_during_training(splits: Sequence[str], eval_loaders: dict[str, Loader
 
 
 def plot_augmented(data: ImageData, cfg: DictConfig, run: Run, images: int = 8, draws: int = 5) -> None:
-    """plots/augmentations.png: a few training images as stored, then as ``train.augment`` draws them."""
-    augment = build_transforms(cfg.train.augment, data, key="train.augment")
+    """plots/augmentations.png: a few training images as stored, then as ``dataset.augment`` draws them."""
+    augment = build_transforms(cfg.dataset.augment, data, key="dataset.augment")
     first = data.train.subset(torch.arange(images))
     loader = Loader(first, images, shuffle=False, transforms=augment)  # epoch e: the e-th draw
     rows = [unit_pixels(first.x)] + [unit_pixels(next(loader.epoch(draw))["x"]) for draw in range(draws)]
     grid = torch.stack(rows, dim=1).clamp(0, 1).permute(0, 1, 3, 4, 2).numpy()  # (images, draws+1, H, W, C)
     plot_augmentations(grid, run.plots_dir / "augmentations.png",
-                       title=f"{data.name}: stored (left), then {draws} draws of train.augment")
+                       title=f"{data.name}: stored (left), then {draws} draws of dataset.augment")
 
 
 def evaluate(net: nn.Module, loader: Loader, num_classes: int,

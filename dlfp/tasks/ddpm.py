@@ -1,6 +1,6 @@
 """Denoising diffusion (Ho et al. 2020) on MNIST, with its sample quality measured.
 
-Recipe: images to [-1, 1] (``train.transforms: [rescale]``); the diffusion model
+Recipe: images to [-1, 1] (``dataset.transforms: [rescale]``); the diffusion model
 (``models/diffusion.py``: a time-conditioned UNet with its noise schedule, loss and samplers)
 learns to predict the noise of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps at t uniform on
 {0..T-1} (MSE), trained by the shared driver with an EMA of the weights; every evaluation logs the loss in
@@ -18,10 +18,9 @@ import logging
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlfp.data import ImageData, Split
+from dlfp.data import ImageData, Split, load_dataset
 from dlfp.data.loader import Loader, transformed
 from dlfp.data.transforms import build_transforms
 from dlfp.engine.driver import fit
@@ -42,9 +41,9 @@ def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, dcfg = run.hw, cfg.ddpm
     check_timesteps(cfg)
     check_quality_inputs(cfg, cfg.model.timesteps)
-    data: ImageData = instantiate(cfg.dataset)
+    data: ImageData = load_dataset(cfg.dataset)
     check_model_fits(cfg.model, data)
-    transforms = build_transforms(cfg.train.transforms, data)
+    transforms = build_transforms(cfg.dataset.transforms, data)
     loader = Loader(Split(x=data.train.x).to(hw.device), cfg.train.batch_size, shuffle=True,
                     seed=cfg.seed, transforms=transforms, rank=hw.ranks.rank,
                     world_size=hw.ranks.world_size)
@@ -102,7 +101,7 @@ def check_model_fits(model_cfg: DictConfig, data: ImageData) -> None:
 
 
 def images_in_range(split: Split, transforms: list, device: torch.device) -> torch.Tensor:
-    """A split's images as the model sees them (``train.transforms``: [-1, 1]), on ``device``."""
+    """A split's images as the model sees them (``dataset.transforms``: [-1, 1]), on ``device``."""
     return transformed(Split(x=split.x).to(device), transforms)["x"]
 
 

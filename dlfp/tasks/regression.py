@@ -15,11 +15,10 @@ import logging
 import time
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from dlfp.data import Split
+from dlfp.data import Split, load_dataset
 from dlfp.data.loader import Loader
 from dlfp.data.regression1d import Regression1D
 from dlfp.engine.driver import fit
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     _check_config(cfg)
-    data: Regression1D = instantiate(cfg.dataset).to(run.hw.device)
+    data: Regression1D = load_dataset(cfg.dataset).to(run.hw.device)
     model = build_model(cfg.model, **_input_standardization(cfg, data)).to(run.hw.device)
     optimizer = build_optimizer(cfg.optimizer, model)
     fast = manual_step(model, optimizer) if cfg.regression.fast_mlp_step else None

@@ -9,10 +9,9 @@ the engine's driver, then evaluate every split and draw the same figures as clas
 from __future__ import annotations
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlfp.data import ImageData
+from dlfp.data import ImageData, load_dataset
 from dlfp.data.loader import Loader, image_loaders
 from dlfp.engine.driver import fit
 from dlfp.engine.run import Run
@@ -30,7 +29,7 @@ TORCH_SGD = "torch.optim.SGD"
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     _check_supported(cfg, run)
-    data: ImageData = instantiate(cfg.dataset)
+    data: ImageData = load_dataset(cfg.dataset)
     net = build_network(cfg.model, data, seed=cfg.seed)
     train_loader, eval_loaders = image_loaders(data, cfg, "cpu")
     sgd = SGD(net.parameters(), lr=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,

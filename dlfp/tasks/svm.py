@@ -15,14 +15,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from sklearn.kernel_approximation import Nystroem, RBFSampler
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from dlfp.data import ImageData
+from dlfp.data import ImageData, load_dataset
 from dlfp.data.downsample import area_downsample
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
@@ -35,7 +34,7 @@ FEATURE_TITLES = {"raw": "raw pixels", "gabor": "Gabor features"}
 
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
-    data: ImageData = instantiate(cfg.dataset)
+    data: ImageData = load_dataset(cfg.dataset)
     train = data.train
     eval_split, evaluation = ("test", data.test) if data.test is not None else ("val", data.val)
     x_train = to_unit_images(train.x, cfg.svm.downsample)

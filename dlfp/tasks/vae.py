@@ -9,10 +9,9 @@ and draw the figures. Every log-likelihood is per image in nats.
 from __future__ import annotations
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlfp.data import Split
+from dlfp.data import Split, load_dataset
 from dlfp.data.binarized import BinaryImages, load_binarized
 from dlfp.data.loader import Loader
 from dlfp.engine.driver import fit
@@ -33,7 +32,7 @@ from dlfp.viz.vae import (
 
 def run(cfg: DictConfig, run: Run) -> dict[str, float]:
     hw, vcfg = run.hw, cfg.vae
-    data = load_binarized(instantiate(cfg.dataset), vcfg.data).to(hw.device)
+    data = load_binarized(load_dataset(cfg.dataset), vcfg.data).to(hw.device)
     model: VAE = build_model(cfg.model, mc_samples=vcfg.mc_samples)  # a training setting: see VAE
     if model.input_dim != data.train.shape[1]:
         raise DlfpError(
