@@ -25,7 +25,7 @@ def load_classifier(path: Path | str, data_dir: str, device: torch.device | str,
     """The classifier of a ``classify`` run (its directory or checkpoint) on pixels in [0, 1], in
     float32 eval mode on ``device``, and its dataset. With ``need_data=False`` the dataset is read
     only when the input transforms need its statistics (``standardize``), and may come back None."""
-    checkpoint = load_trained(Path(str(path)).expanduser(), "classify")
+    checkpoint = load_trained(Path(path).expanduser(), "classify")
     trained = json.loads(checkpoint["config"])
     entries = input_transforms(trained)
     needs_statistics = any((e if isinstance(e, str) else e.get("name")) == "standardize" for e in entries)
@@ -67,7 +67,7 @@ def check_trained(path: Path | str, task: str, dataset: Mapping[str, Any], key: 
     was trained on the images of ``dataset`` (this run's dataset config). One DlfpError naming
     ``key`` otherwise."""
     try:
-        checkpoint = load_trained(Path(str(path)).expanduser(), task)
+        checkpoint = load_trained(Path(path).expanduser(), task)
     except DlfpError as e:
         raise DlfpError(f"{key}: {e}") from None
     trained, wanted = image_source(json.loads(checkpoint["config"])["dataset"]), image_source(dataset)
