@@ -45,6 +45,9 @@ IGNORED = [
     (["tokenizer=char"], "tokenizer is set, but experiment mnist_nn_torch (task classify) does not read it"),
     (["corpus=shakespeare"], "corpus is set, but experiment mnist_nn_torch (task classify) does not read it"),
     (["experiment=lm", "dataset=mnist"], "dataset is set, but experiment lm (task lm) does not read it"),
+    (["experiment=mnist_nn_numpy", "optimizer.routes=[{params:{module:norm},lr_scale:2.0}]"],
+     "optimizer.routes=[{'params': {'module': 'norm'}, 'lr_scale': 2.0}] has no effect in experiment "
+     "mnist_nn_numpy (task scratch_nn)"),  # the NumPy network trains with its own SGD
 ]
 
 
@@ -60,7 +63,8 @@ EXPERIMENT_OF = {"classify": "mnist_nn_torch", "regression": "regression", "svm"
                  "compare": "mnist_compare", "scratch_nn": "mnist_nn_numpy", "vae": "vae",
                  "adversarial": "cifar_adversarial", "lm": "lm", "ddpm": "ddpm"}
 SCOPED_TASKS = sorted(t for t in TASKS if not READS[t].everything)
-SET = {"dataset.transforms": ["rescale"], "dataset.augment": ["hflip"]}
+SET = {"dataset.transforms": ["rescale"], "dataset.augment": ["hflip"],
+       "optimizer.routes": [{"params": {"module": "norm"}, "lr_scale": 2.0}]}
 
 
 @pytest.mark.parametrize("task", SCOPED_TASKS)

@@ -35,10 +35,12 @@ DRIVER_KEYS = frozenset({
 # shared sections: their keys that only the tasks declaring them (``Reads.keys``) read. Every train
 # key beyond the driver's is one (there are none: a new one is refused until a task declares it);
 # of an image dataset, the per-batch transforms, which the batch loaders read and not every task
-# builds (the SVM and the VAE take the dataset's tensors as they are)
+# builds (the SVM and the VAE take the dataset's tensors as they are); of the optimizer, the
+# parameter routes, which build_optimizer reads and the NumPy network's own SGD does not
 SCOPED: Mapping[str, frozenset[str]] = {
     "train": frozenset(f.name for f in fields(TrainLoopConfig)) - DRIVER_KEYS,
     "dataset": TRANSFORM_KEYS,
+    "optimizer": frozenset({"routes"}),
 }
 
 

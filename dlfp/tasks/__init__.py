@@ -37,18 +37,20 @@ TASKS: dict[str, str] = {
 DATA_PARALLEL = frozenset({"classify", "vae", "lm", "ddpm"})
 
 # what each task reads beyond every run's keys (dlfp/config/scope.py): the trained tasks read the
-# driver's train keys; the dataset's per-batch transforms belong to the tasks that build batch loaders
+# driver's train keys; the dataset's per-batch transforms belong to the tasks that build batch loaders,
+# the optimizer's parameter routes to the tasks that build their optimizers with build_optimizer
 TRAINED = frozenset({"train", "model", "dataset", "optimizer", "schedule"})
+ROUTES = {"optimizer": frozenset({"routes"})}
 READS: dict[str, Reads] = {
-    "classify": Reads(TRAINED | {"classify"}, {"dataset": TRANSFORM_KEYS}),  # image_loaders
-    "regression": Reads(TRAINED | {"regression"}),
+    "classify": Reads(TRAINED | {"classify"}, {"dataset": TRANSFORM_KEYS, **ROUTES}),  # image_loaders
+    "regression": Reads(TRAINED | {"regression"}, ROUTES),
     "svm": Reads(frozenset({"dataset", "features", "svm"})),
     "compare": Reads(everything=True),  # each experiment it runs is checked as its own run
-    "scratch_nn": Reads(TRAINED, {"dataset": TRANSFORM_KEYS}),  # image_loaders
-    "vae": Reads(TRAINED | {"vae"}),
+    "scratch_nn": Reads(TRAINED, {"dataset": TRANSFORM_KEYS}),  # image_loaders; its own NumPy SGD
+    "vae": Reads(TRAINED | {"vae"}, ROUTES),
     "adversarial": Reads(frozenset({"adversarial"})),  # model, data and split come from the checkpoint
-    "lm": Reads(TRAINED - {"dataset"} | {"tokenizer", "corpus", "lm"}),  # its data: corpus and tokenizer
-    "ddpm": Reads(TRAINED | {"ddpm"}, {"dataset": frozenset({"transforms"})}),  # no augmentation
+    "lm": Reads(TRAINED - {"dataset"} | {"tokenizer", "corpus", "lm"}, ROUTES),  # data: corpus, tokenizer
+    "ddpm": Reads(TRAINED | {"ddpm"}, {"dataset": frozenset({"transforms"}), **ROUTES}),  # no augmentation
 }
 
 
