@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlfp import rundir
 from dlfp.config import CONF_DIR, register_configs
-from dlfp.config.overrides import moved_key_problem
+from dlfp.config.overrides import absent_section_problem, moved_key_problem
 from dlfp.engine import distributed
 from dlfp.errors import DlfpError
 
@@ -83,7 +83,8 @@ def cli() -> None:
     moved to another section, is named in one line (Hydra would print a long traceback or a
     multi-line refusal), then Hydra's main takes over. Under torchrun the ranks other than
     0 leave the run directory to rank 0: no ``.hydra/`` copy, no ``train.log``, warnings only."""
-    problem = yaml_problem(Path(CONF_DIR)) or moved_key_problem(sys.argv[1:])
+    problem = (yaml_problem(Path(CONF_DIR)) or moved_key_problem(sys.argv[1:])
+               or absent_section_problem(sys.argv[1:]))
     if problem:
         sys.exit(f"error: {problem}")
     try:

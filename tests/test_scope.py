@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY_MNIST, compose_config, run_cli, run_inprocess, without_hydra
 
-from dlfp.config.overrides import moved_key_problem
+from dlfp.config.overrides import absent_section_problem, moved_key_problem
 from dlfp.config.scope import DRIVER_KEYS, SCOPED, check_scope, scope_problems
 from dlfp.config.train import TrainLoopConfig
 from dlfp.errors import DlfpError
@@ -175,3 +175,18 @@ def test_a_transform_key_under_train_says_it_moved_to_dataset() -> None:
         "dataset.*: use dataset.augment=[hflip]")
     problem = moved_key_problem(["+train.transforms=[standardize]"])
     assert problem is not None and problem.endswith("use dataset.transforms=[standardize]")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["experiment=lm", "classify.tta=flip"], "classify.tta=flip: experiment lm has no classify section"),
+    (["experiment=mnist_svm", "train.steps=5"], "train.steps=5: experiment mnist_svm has no train section"),
+    (["-m", "experiment=lm", "dataset.augment=[hflip]", "seed=0,1"],
+     "dataset.augment=[hflip]: experiment lm has no dataset section"),
+    (["experiment=vae", "vae.mc_samples=2", "train.steps=5"], None),  # sections it has
+    (["-m", "experiment=lm,vae", "vae.mc_samples=2"], None),  # two experiments: Hydra and the scope judge
+    (["experiment=lm", "+classify.tta=flip"], None),  # added: the scope check refuses it, in one line too
+])
+def test_a_key_under_a_section_the_experiment_lacks_is_one_line_before_hydra(args, message) -> None:
+    """Hydra's refusal takes five lines and suggests +key=value (which the scope check refuses)."""
+    problem = absent_section_problem(args)
+    assert problem == message if message is None else problem.startswith(message) and "remove it" in problem

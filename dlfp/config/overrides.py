@@ -4,6 +4,7 @@ experiment's other budget."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -49,4 +50,43 @@ def moved_key_problem(overrides: Sequence[str]) -> str | None:
             value = override.split("=", 1)[1] if "=" in override else "..."
             return (f"{key} is not a setting of {section}; {HOMES[home]} are under {home}.*: "
                     f"use {new}={value}")
+    return None
+
+
+def absent_section_problem(args: Sequence[str]) -> str | None:
+    """The first override of a key under a section the chosen experiment does not compose (a
+    ``classify.*`` value for the LM, ``train.*`` for the SVMs), as one line naming the key and the
+    experiment, or None. Hydra's own refusal takes several lines and suggests ``+key=value``,
+    which the scope check would refuse next. Composes the config once, and only when an override
+    names a section outside the root schema; anything it cannot judge is left to Hydra."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from dlfp.config import CONF_DIR
+    from dlfp.config.root import RootConfig
+
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return None  # --cfg, --config-name, --help...: Hydra's
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except Exception:
+        return None  # a syntax error: Hydra names it
+    root = set(RootConfig.__dataclass_fields__) | {"hydra"}
+    candidates = [o for o in overrides if not (o.is_add() or o.is_delete() or o.is_force_add())
+                  and "." in o.key_or_group and o.key_or_group.split(".")[0] not in root]
+    if not candidates or any(o.is_sweep_override() and (Path(CONF_DIR) / o.key_or_group).is_dir()
+                             for o in overrides):
+        return None  # nothing to judge, or several configs (a swept group choice)
+    kept = [o.input_line for o in overrides if o not in candidates and not o.is_sweep_override()
+            and not o.key_or_group.startswith("hydra")]
+    try:
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=kept, return_hydra_config=True)
+    except Exception:
+        return None  # another problem: Hydra reports it
+    for override in candidates:
+        section = override.key_or_group.split(".")[0]
+        if section not in cfg:
+            return (f"{override.input_line}: experiment {cfg.hydra.runtime.choices.experiment} has no "
+                    f"{section} section (it does not read {section}), so it would have no effect; remove it")
     return None
