@@ -252,9 +252,9 @@ class _Rows:
             yield {"x": torch.full((2, 3), float(epoch * 4 + i))}
 
 
-def _fit(tmp_path: Path, step_loss) -> list[dict]:
+def _fit(tmp_path: Path, loss) -> list[dict]:
     model = nn.Linear(3, 1)
-    model.loss = lambda batch: step_loss(model, batch["x"])
+    model.loss = lambda batch: loss(model, batch["x"])
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the loss stays a known function of x
     train_cfg = OmegaConf.create({"steps": 6, "epochs": None, "log_every": 2, "eval_every": 100,
                                   "checkpoint_every": 100, "grad_clip": None})
@@ -267,12 +267,12 @@ def _fit(tmp_path: Path, step_loss) -> list[dict]:
     return run.metrics.records("train")
 
 
-def test_extra_terms_from_step_loss_are_averaged_into_the_train_records(tmp_path: Path) -> None:
-    def step_loss(net: nn.Module, x: torch.Tensor):
+def test_extra_terms_of_the_models_loss_are_averaged_into_the_train_records(tmp_path: Path) -> None:
+    def loss(net: nn.Module, x: torch.Tensor):
         loss = net(x).pow(2).mean() * 0 + x[0, 0]
         return loss, {"double": 2 * x[0, 0], "square": x[0, 0] ** 2}
 
-    records = _fit(tmp_path / "extra", step_loss)
+    records = _fit(tmp_path / "extra", loss)
     assert [r["step"] for r in records] == [2, 4, 6]
     # batch values 0..5 over the updates; each record averages two of them
     assert [r["loss"] for r in records] == [0.5, 2.5, 4.5]
