@@ -37,18 +37,14 @@ def worker(args: argparse.Namespace) -> None:
     from dlfp.engine.distributed import join, ranks_from_environment
     from dlfp.engine.hardware import Hardware
     from dlfp.engine.updates import TorchUpdate
+    from dlfp.models import model_from_schema
 
     torch.set_num_threads(args.threads)
     ranks = ranks_from_environment()
     join(ranks)
     device = torch.device("cuda", ranks.local_rank) if args.device == "cuda" else torch.device("cpu")
     torch.manual_seed(0)
-    if args.model == "small_cnn":
-        from dlfp.models.small_cnn import SmallCNN
-        model = SmallCNN()
-    else:
-        from dlfp.models.fastnet import FastNet
-        model = FastNet()
+    model = model_from_schema(args.model)  # small_cnn or fastnet, at its schema's defaults
     model.to(device)
     shape = SHAPES[args.model]
     n = args.batch * ranks.world_size * (args.warmup + args.steps)

@@ -20,14 +20,14 @@ from torch import nn
 from dlfp.data import cifar
 from dlfp.data.transforms import ColorJitter, HorizontalFlip, RandomCrop
 from dlfp.errors import DlfpError
-from dlfp.models.allcnn import AllCNN
+from dlfp.models import model_from_schema
 from dlfp.models.resnet import ResNet
 
 # ---- models ------------------------------------------------------------------------------------
 
 
 def test_allcnn_t_has_the_studys_1_37m_conv_weights() -> None:
-    model = AllCNN()
+    model = model_from_schema("allcnn_t")
     conv = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
     assert conv == 1_368_480
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

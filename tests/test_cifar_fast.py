@@ -17,7 +17,7 @@ from dlfp.config.checks import validate
 from dlfp.config.model import FastNetConfig
 from dlfp.engine.ema import Lookahead
 from dlfp.errors import DlfpError
-from dlfp.models.fastnet import FastNet
+from dlfp.models import model_from_schema
 from dlfp.tasks.classify import predict
 
 TINY_FAST = ["experiment=cifar_fast", "dataset=cifar_synthetic", "dataset.n_train=64", "dataset.val_size=0",
@@ -26,7 +26,7 @@ TINY_FAST = ["experiment=cifar_fast", "dataset=cifar_synthetic", "dataset.n_trai
 
 
 def test_fastnet_shapes_and_frozen_parameters() -> None:
-    model = FastNet()
+    model = model_from_schema("fastnet")
     assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
     frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
     assert "whiten.weight" in frozen and "groups.0.norm1.weight" in frozen
@@ -63,12 +63,12 @@ def test_the_whiten_kernel_rule_admits_exactly_the_kernels_that_fit(kernel: int,
     [rule] = FastNetConfig.RULES
     assert rule.check(32, kernel, widths) and not rule.check(32, kernel + 1, widths)
     x = torch.randn(2, 3, 32, 32)
-    assert FastNet(widths=widths, whiten_kernel=kernel)(x).shape == (2, 10)
+    assert model_from_schema("fastnet", widths=widths, whiten_kernel=kernel)(x).shape == (2, 10)
     with pytest.raises(RuntimeError):
-        FastNet(widths=widths, whiten_kernel=kernel + 1)(x)
+        model_from_schema("fastnet", widths=widths, whiten_kernel=kernel + 1)(x)
     with pytest.raises(DlfpError, match="model.image_size=32 but the training images are 16x16; set "
                                         "model.image_size=16"):
-        FastNet(widths=widths).fit_to_data(torch.randn(4, 3, 16, 16))
+        model_from_schema("fastnet", widths=widths).fit_to_data(torch.randn(4, 3, 16, 16))
 
 
 def test_the_whitening_bias_trains_for_its_first_epochs_only(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_whitening_filters_decorrelate_the_datas_patches() -> None:
     mixing = torch.randn(3, 3)
     smooth = nn.functional.avg_pool2d(torch.randn(400, 3, 34, 34), 3, stride=1)  # correlated neighbours
     images = torch.einsum("ij,njhw->nihw", mixing, smooth)
-    model = FastNet()
+    model = model_from_schema("fastnet")
     model.fit_to_data(images, eps=1e-9)
     with torch.no_grad():
         out = nn.functional.conv2d(images, model.whiten.weight)[:, :12]  # v, then -v

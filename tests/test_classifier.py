@@ -14,18 +14,16 @@ from dlfp.data.images import Split
 from dlfp.data.loader import Loader
 from dlfp.data.transforms import Standardize, unit_pixels
 from dlfp.eval.attacks import AdversarialBatches, PixelModel, adversarial_batch
-from dlfp.models.allcnn import AllCNN
+from dlfp.models import model_from_schema
 from dlfp.models.classifier import Classifier
-from dlfp.models.fastnet import FastNet
 from dlfp.models.patch_mlp import PatchMLP
 from dlfp.models.resnet import ResNet
-from dlfp.models.small_cnn import SmallCNN
 
 CLASSIFIERS = {  # (model, input shape), small
-    "small_cnn": (lambda: SmallCNN(widths=(4, 8), hidden=16), (1, 28, 28)),
+    "small_cnn": (lambda: model_from_schema("small_cnn", widths=(4, 8), hidden=16), (1, 28, 28)),
     "patch_mlp": (lambda: PatchMLP(), (1, 28, 28)),
-    "allcnn": (lambda: AllCNN(c1=8, c2=16), (3, 32, 32)),
-    "fastnet": (lambda: FastNet(widths=(8, 16, 16)), (3, 32, 32)),
+    "allcnn": (lambda: model_from_schema("allcnn_t", c1=8, c2=16), (3, 32, 32)),
+    "fastnet": (lambda: model_from_schema("fastnet", widths=(8, 16, 16)), (3, 32, 32)),
     "resnet": (lambda: ResNet(depth=18), (3, 32, 32)),
 }
 

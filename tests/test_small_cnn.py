@@ -15,7 +15,7 @@ from dlfp.config.checks import config_problems
 from dlfp.data import load_dataset
 from dlfp.data.transforms import Rescale
 from dlfp.engine.checkpoint import load_checkpoint
-from dlfp.models import rebuild_model
+from dlfp.models import model_from_schema, rebuild_model
 from dlfp.models.small_cnn import SmallCNN
 
 # a narrow model, 256 training images, 2 epochs of batch 32: a second or two
@@ -25,7 +25,7 @@ TINY_CNN = ["experiment=mnist_cnn", "hardware=cpu", "hardware.threads=1", "model
 
 def test_shapes_features_and_forward_is_the_head_of_the_features() -> None:
     torch.manual_seed(0)
-    model = SmallCNN().eval()
+    model = model_from_schema("small_cnn").eval()
     assert sum(p.numel() for p in model.parameters()) == 468_010
     x = torch.rand(5, 1, 28, 28) * 2 - 1
     features = model.features(x)
@@ -33,11 +33,12 @@ def test_shapes_features_and_forward_is_the_head_of_the_features() -> None:
     logits = model(x)
     assert logits.shape == (5, 10)
     assert torch.equal(logits, model.head(features))
-    narrow = SmallCNN(widths=[8, 16, 32], hidden=20, num_classes=3, in_channels=2, image_size=32)
+    narrow = model_from_schema("small_cnn", widths=[8, 16, 32], hidden=20, num_classes=3, in_channels=2,
+                               image_size=32)
     assert narrow.eval()(torch.zeros(2, 2, 32, 32)).shape == (2, 3)
     assert narrow.features(torch.zeros(2, 2, 32, 32)).shape == (2, 20)
     with pytest.raises(ValueError, match="not divisible"):
-        SmallCNN(widths=[8, 8, 8])  # 28 is not a multiple of 8
+        model_from_schema("small_cnn", widths=[8, 8, 8])  # 28 is not a multiple of 8
 
 
 def test_to_input_is_the_training_transform_and_leaves_ddpm_samples_as_they_are() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -21,6 +21,19 @@ def build_model(cfg: DictConfig | dict, **extra: Any) -> nn.Module:
         init = dict(cfg)
     init.update(extra)
     model = instantiate(init)
+    model.init_config = init
+    return model
+
+
+def model_from_schema(option: str, **arguments: Any) -> nn.Module:
+    """Model option ``option`` (``conf/model/<option>.yaml``'s schema) at its schema's defaults,
+    ``arguments`` changed: how tests and scripts build a model without a run's config, so that each
+    default is stated once, in the schema. The class is called directly, so its own errors surface."""
+    from dlfp.config import GROUP_SCHEMAS
+
+    init = {**OmegaConf.to_container(OmegaConf.structured(GROUP_SCHEMAS["model"][option]),
+                                     enum_to_str=True), **arguments}
+    model = get_class(init["_target_"])(**{k: v for k, v in init.items() if k != "_target_"})
     model.init_config = init
     return model
 

@@ -21,8 +21,8 @@ class AllCNN(Classifier):
     as the study specifies (the last one too, as in All-CNN-C). Only convolutions have weights
     besides BatchNorm: 1,368,480 of them for c1 = 96, c2 = 192 and 10 classes."""
 
-    def __init__(self, in_channels: int = 3, c1: int = 96, c2: int = 192, num_classes: int = 10,
-                 dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int, c1: int, c2: int, num_classes: int,
+                 dropout: float) -> None:  # defaults: AllCNNConfig (dlfp.models.model_from_schema)
         super().__init__()
         self.num_classes, self.in_channels = num_classes, in_channels
         self.features = nn.Sequential(

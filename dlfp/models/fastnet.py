@@ -10,6 +10,8 @@ at 1 (only the shifts learn); convolutions start as partial identities (Dirac) p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -50,9 +52,9 @@ def dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:
 
 
 class FastNet(Classifier):
-    def __init__(self, in_channels: int = 3, widths: tuple[int, ...] = (64, 256, 256), num_classes: int = 10,
-                 whiten_kernel: int = 2, logit_scale: float = 1 / 9, bn_momentum: float = 0.4,
-                 bn_eps: float = 1e-12, whiten_bias_epochs: int | None = 3, image_size: int = 32) -> None:
+    def __init__(self, in_channels: int, widths: Sequence[int], num_classes: int, whiten_kernel: int,
+                 logit_scale: float, bn_momentum: float, bn_eps: float, whiten_bias_epochs: int | None,
+                 image_size: int) -> None:  # defaults: FastNetConfig (dlfp.models.model_from_schema)
         super().__init__()
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         self.whiten_bias_epochs = whiten_bias_epochs

@@ -33,13 +33,13 @@ class SmallCNN(Classifier):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        widths: Sequence[int] = (32, 64),
-        hidden: int = 128,
-        dropout: float = 0.25,
-        image_size: int = 28,
-    ) -> None:
+        in_channels: int,
+        num_classes: int,
+        widths: Sequence[int],
+        hidden: int,
+        dropout: float,
+        image_size: int,
+    ) -> None:  # defaults: SmallCNNConfig (dlfp.models.model_from_schema)
         super().__init__()
         if image_size % 2 ** len(widths):
             raise ValueError(f"image_size {image_size} is not divisible by 2^{len(widths)} "
