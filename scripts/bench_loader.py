@@ -22,7 +22,7 @@ import torch
 from dlfp.data.loader import Loader
 from dlfp.data.mnist5k import load_mnist5k
 from dlfp.data.transforms import build_transforms
-from dlfp.models.patch_mlp import PatchMLP
+from dlfp.models import model_from_schema
 
 
 def steps_per_second(model, opt, batches, steps: int, device: torch.device) -> float:
@@ -71,7 +71,7 @@ def main() -> None:
     print(f"{'batch':>6} {'loader':>10} {'tensors':>10} {'ratio':>7}")
     for bs in args.batch_sizes:
         torch.manual_seed(0)
-        model = PatchMLP().to(device)
+        model = model_from_schema("patch_mlp").to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         loader = Loader(train, bs, shuffle=True, seed=0, transforms=standardize)
         a, b = loader_vs_premade(model, opt, loader, steps=args.steps, rounds=args.rounds, warmup=50,

@@ -21,7 +21,6 @@ from dlfp.data import cifar
 from dlfp.data.transforms import ColorJitter, HorizontalFlip, RandomCrop
 from dlfp.errors import DlfpError
 from dlfp.models import model_from_schema
-from dlfp.models.resnet import ResNet
 
 # ---- models ------------------------------------------------------------------------------------
 
@@ -40,7 +39,7 @@ def test_resnet_counts_equal_torchvisions_with_the_cifar_stem(depth: int) -> Non
     reference = getattr(torchvision.models, f"resnet{depth}")(num_classes=10)
     reference.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
     reference.maxpool = nn.Identity()
-    ours = ResNet(depth)
+    ours = model_from_schema("resnet", depth=depth)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(ours) == count(reference)
     shapes = lambda m: sorted(tuple(p.shape) for p in m.parameters())  # noqa: E731
@@ -49,11 +48,11 @@ def test_resnet_counts_equal_torchvisions_with_the_cifar_stem(depth: int) -> Non
 
 
 def test_zero_initialised_blocks_start_as_identities_and_preactivation_runs() -> None:
-    model = ResNet(18, zero_init_residual=True).eval()
+    model = model_from_schema("resnet", zero_init_residual=True).eval()
     block = model.blocks[0]  # 64 -> 64, no downsampling
     x = torch.relu(torch.randn(2, 64, 8, 8))
     torch.testing.assert_close(block(x), x)
-    pre = ResNet(18, preact=True)
+    pre = model_from_schema("resnet", preact=True)
     assert pre(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 

@@ -16,15 +16,13 @@ from dlfp.data.transforms import Standardize, unit_pixels
 from dlfp.eval.attacks import AdversarialBatches, PixelModel, adversarial_batch
 from dlfp.models import model_from_schema
 from dlfp.models.classifier import Classifier
-from dlfp.models.patch_mlp import PatchMLP
-from dlfp.models.resnet import ResNet
 
 CLASSIFIERS = {  # (model, input shape), small
     "small_cnn": (lambda: model_from_schema("small_cnn", widths=(4, 8), hidden=16), (1, 28, 28)),
-    "patch_mlp": (lambda: PatchMLP(), (1, 28, 28)),
+    "patch_mlp": (lambda: model_from_schema("patch_mlp"), (1, 28, 28)),
     "allcnn": (lambda: model_from_schema("allcnn_t", c1=8, c2=16), (3, 32, 32)),
     "fastnet": (lambda: model_from_schema("fastnet", widths=(8, 16, 16)), (3, 32, 32)),
-    "resnet": (lambda: ResNet(depth=18), (3, 32, 32)),
+    "resnet": (lambda: model_from_schema("resnet", depth=18), (3, 32, 32)),
 }
 
 

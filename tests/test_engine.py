@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from dlfp.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dlfp.models.patch_mlp import PatchMLP
+from dlfp.models import model_from_schema
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path: Path) -> None:
-    model = PatchMLP()
+    model = model_from_schema("patch_mlp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(4, 1, 28, 28)).sum().backward()
     opt.step()
@@ -21,7 +21,7 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "last.pt", state)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
     loaded = load_checkpoint(tmp_path / "last.pt")  # weights_only=True inside
-    twin = PatchMLP()
+    twin = model_from_schema("patch_mlp")
     twin.load_state_dict(loaded["model"])
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.equal(a, b)

@@ -21,7 +21,7 @@ from dlfp.engine.hardware import Hardware
 from dlfp.engine.metrics import MetricLog
 from dlfp.engine.run import Run
 from dlfp.errors import DlfpError
-from dlfp.models.patch_mlp import PatchMLP
+from dlfp.models import model_from_schema
 from dlfp.scratch.gradcheck import TOLERANCE, check_layer, check_loss, check_network, relative_error
 from dlfp.scratch.layers import Flatten, Linear, PatchEmbedding, ReLU
 from dlfp.scratch.loss import SoftmaxCrossEntropy
@@ -248,7 +248,7 @@ def test_float64_equivalence_with_pytorch_one_batch_and_100_sgd_steps(mnist_batc
     report = check_equivalence(mnist_batches, lr=0.1, seed=0)
     assert report.steps == 100
     assert max(report.logits, report.loss, *report.grads.values()) < STEP_TOLERANCE, report.lines()
-    assert set(report.grads) == {name for name, _ in PatchMLP().named_parameters()}
+    assert set(report.grads) == {name for name, _ in model_from_schema("patch_mlp").named_parameters()}
     assert report.training_losses < TRAINING_TOLERANCE, report.lines()
     assert report.losses[-1] < 0.5 * report.losses[0]  # it really trained
     assert report.passed
@@ -322,7 +322,7 @@ def test_float32_network_stays_float32_and_agrees_with_float64() -> None:
 def test_init_follows_pytorch_default_bounds_and_statistics() -> None:
     net = build_patch_mlp(rng=np.random.default_rng(11), dtype=np.float64)
     torch.manual_seed(11)
-    reference = dict(PatchMLP().named_parameters())
+    reference = dict(model_from_schema("patch_mlp").named_parameters())
     fan_in = {"embed": 16, "classifier.0": 392, "classifier.2": 256}
     for name, value, _ in net.parameters():
         bound = 1 / math.sqrt(fan_in[name.rsplit(".", 1)[0]])

@@ -18,13 +18,13 @@ class PatchMLP(Classifier):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        image_size: int = 28,
-        patch_size: int = 4,
-        embed_channels: int = 8,
-        hidden: list[int] | tuple[int, ...] = (256,),
-        num_classes: int = 10,
-    ) -> None:
+        in_channels: int,
+        image_size: int,
+        patch_size: int,
+        embed_channels: int,
+        hidden: list[int] | tuple[int, ...],
+        num_classes: int,
+    ) -> None:  # defaults: PatchMLPConfig (dlfp.models.model_from_schema)
         super().__init__()
         self.num_classes = num_classes
         if image_size % patch_size:

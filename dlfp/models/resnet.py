@@ -62,8 +62,8 @@ class ResNet(Classifier):
     """stem (3x3 conv, BN, ReLU) -> 4 stages of blocks (64, 128, 256, 512 wide; stride 2 from the
     second on) -> global average pooling -> Linear to ``num_classes``."""
 
-    def __init__(self, depth: int = 18, in_channels: int = 3, num_classes: int = 10,
-                 zero_init_residual: bool = False, preact: bool = False) -> None:
+    def __init__(self, depth: int, in_channels: int, num_classes: int, zero_init_residual: bool,
+                 preact: bool) -> None:  # defaults: ResNetConfig (dlfp.models.model_from_schema)
         super().__init__()
         if depth not in LAYOUTS:
             raise ValueError(f"ResNet depth {depth} is not one of {sorted(LAYOUTS)}")
