@@ -168,25 +168,31 @@ def test_ema_resumes_exactly(tmp_path: Path) -> None:
         assert torch.equal(a["update"]["model"][key], b["update"]["model"][key])
 
 
-def _two_optimizer_update(seed: int) -> TorchUpdate:
-    """SGD with momentum for the weight, Adam (its own optimizer) for the bias."""
+SECOND_OPTIMIZER = {  # a route to a second optimizer: Adam for the bias, or Muon for the weight matrix
+    "adam": {"params": {"name": "bias"}, "optimizer": {"name": "adam", "lr": 0.05}},
+    "muon": {"params": {"shape": ["matrix"]}, "optimizer": {"name": "muon", "lr": 0.05, "momentum": 0.9}},
+}
+
+
+def _two_optimizer_update(seed: int, second: str = "adam") -> TorchUpdate:
+    """SGD with momentum for what the route to the ``second`` optimizer does not take."""
     torch.manual_seed(seed)
     model = _Linear(3, 1).double()
     cfg = OmegaConf.create({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1, "momentum": 0.9,
-                            "weight_decay": 1e-2, "routes": [{"params": {"name": "bias"},
-                                                              "optimizer": {"name": "adam", "lr": 0.05}}]})
+                            "weight_decay": 1e-2, "routes": [SECOND_OPTIMIZER[second]]})
     return TorchUpdate(model, build_optimizer(cfg, model), setup_hardware(CPU), _train_cfg())
 
 
-def test_a_run_with_two_optimizers_resumes_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("second", sorted(SECOND_OPTIMIZER))
+def test_a_run_with_two_optimizers_resumes_exactly(tmp_path: Path, second: str) -> None:
     """A run on a cosine schedule dies in its 7th of 12 updates and resumes (from update 4) into
     an update with other initial weights: the weights and both optimizers' states end
     bit-identical to a straight run's."""
     cfg = _train_cfg(steps=12, eval_every=4, log_every=2, checkpoint_every=4)
     schedule = OmegaConf.create({"kind": "cosine", "warmup_steps": 2, "final_lr_fraction": 0.1})
-    fit(_two_optimizer_update(0), _Batches(), None, run=_run(tmp_path / "a"), schedule=schedule,
+    fit(_two_optimizer_update(0, second), _Batches(), None, run=_run(tmp_path / "a"), schedule=schedule,
         train_cfg=cfg)
-    crashing, calls = _two_optimizer_update(0), iter(range(1, 13))
+    crashing, calls = _two_optimizer_update(0, second), iter(range(1, 13))
 
     def crash_in_update_7(net: nn.Module, batch: dict) -> torch.Tensor:
         if next(calls) == 7:
@@ -196,15 +202,15 @@ def test_a_run_with_two_optimizers_resumes_exactly(tmp_path: Path) -> None:
     _use_loss(crashing, crash_in_update_7)
     with pytest.raises(Crash):
         fit(crashing, _Batches(), None, run=_run(tmp_path / "b"), schedule=schedule, train_cfg=cfg)
-    fit(_two_optimizer_update(5), _Batches(), None, run=_run(tmp_path / "b"), schedule=schedule,
+    fit(_two_optimizer_update(5, second), _Batches(), None, run=_run(tmp_path / "b"), schedule=schedule,
         train_cfg=cfg, resume=True)
     a, b = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")["update"] for run in "ab")
     for key in ("weight", "bias"):
         assert torch.equal(a["model"][key], b["model"][key])
-    sgd, adam = ([list(run["optimizers"][i]["state"].values()) for run in (a, b)] for i in (0, 1))
-    assert len(sgd[0]) == len(adam[0]) == 1  # momentum of the weight, moments of the bias
-    assert torch.equal(sgd[0][0]["momentum_buffer"], sgd[1][0]["momentum_buffer"])
-    assert all(torch.equal(adam[0][0][k], adam[1][0][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    for straight, resumed in zip(a["optimizers"], b["optimizers"], strict=True):
+        [state] = straight["state"].values()  # each optimizer holds one parameter's state
+        assert state and state.keys() == resumed["state"][0].keys()
+        assert all(torch.equal(v, resumed["state"][0][k]) for k, v in state.items())
 
 
 # ---- lookahead, evaluation at step 0, what a resumed run reports ----

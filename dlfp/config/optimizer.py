@@ -89,5 +89,22 @@ class AdamWConfig(AdamConfig):
     weight_decay: float = limit(0.01, ge=0)
 
 
-OPTIMIZERS.update(sgd=SGDConfig, adam=AdamConfig, adamw=AdamWConfig)
+@dataclass
+class MuonConfig:
+    """Muon (Jordan et al. 2024): Nesterov momentum orthogonalised by a Newton–Schulz iteration,
+    for matrices and convolution filters only (dlfp/engine/muon.py: torch.optim.Muon's step, a
+    filter seen as out × in·k·k); route vectors to another optimizer."""
+
+    _target_: str = "dlfp.engine.muon.Muon"
+    _partial_: bool = True
+    lr: float = limit(0.02, gt=0)  # torch's update is scaled by sqrt(max(1, out / in)) on top
+    momentum: float = limit(0.95, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = limit(0.0, ge=0)  # decoupled: each step multiplies a weight by 1 - lr x decay
+    ns_steps: int = limit(5, ge=1, lt=100)  # Newton–Schulz iterations (airbench94_muon: 3)
+    renormalize: bool = False  # airbench94_muon: each step first rescales a weight to norm sqrt(out)
+    routes: list[Any] = entries(RouteConfig, "route")  # first match wins; see RouteConfig
+
+
+OPTIMIZERS.update(sgd=SGDConfig, adam=AdamConfig, adamw=AdamWConfig, muon=MuonConfig)
 SCHEMAS = {"optimizer": OPTIMIZERS}
