@@ -11,6 +11,7 @@ import torch
 from conftest import compose_config, run_inprocess
 from torch import nn
 
+from dlfp.config.overrides import replaced_list_problem
 from dlfp.engine.muon import Muon
 from dlfp.engine.optim import build_optimizer
 from dlfp.errors import DlfpError
@@ -117,3 +118,17 @@ def test_a_run_trains_with_muon_end_to_end(tmp_path: Path) -> None:
     summary = run_inprocess(["experiment=mnist_nn_torch", "debug=smoke", "hardware.threads=1",
                              "optimizer=muon"], tmp_path / "run")
     assert summary["metrics"]["steps"] == 8 and math.isfinite(summary["metrics"]["val/loss"])
+
+
+@pytest.mark.parametrize(("overrides", "lost"), [
+    (["experiment=cifar_fast", "optimizer=muon"], True),  # cifar_fast's own routes (its BatchNorm rule)
+    (["experiment=cifar_allcnn", "optimizer=muon"], False),
+    (["experiment=cifar_fast", "optimizer=muon", "optimizer.routes=[{params:{shape:[filter]},"
+      "optimizer:{name:muon}}]"], False),  # stated on the command line: what the user asked for
+])
+def test_an_options_list_the_experiment_replaces_is_refused(overrides: list[str], lost: bool) -> None:
+    """Hydra replaces lists: optimizer=muon under cifar_fast would train with no Muon at all."""
+    problem = replaced_list_problem(compose_config(overrides), overrides)
+    assert (problem is not None) == lost
+    if lost:
+        assert problem.startswith("optimizer=muon sets optimizer.routes, but experiment cifar_fast replaces")

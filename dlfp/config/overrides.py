@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 BUDGETS = ("train.steps", "train.epochs")  # an experiment states exactly one
 
@@ -89,4 +89,27 @@ def absent_section_problem(args: Sequence[str]) -> str | None:
         if section not in cfg:
             return (f"{override.input_line}: experiment {cfg.hydra.runtime.choices.experiment} has no "
                     f"{section} section (it does not read {section}), so it would have no effect; remove it")
+    return None
+
+
+def replaced_list_problem(cfg: DictConfig, overrides: Sequence[str]) -> str | None:
+    """A list that a group option chosen on the command line sets and the experiment then replaces
+    (Hydra replaces lists, it does not merge them): ``experiment=cifar_fast optimizer=muon`` would
+    otherwise run with cifar_fast's ``optimizer.routes`` and no Muon at all. None if there is none."""
+    from dlfp.config import CONF_DIR
+
+    keys = {override_key(o) for o in overrides}
+    for override in overrides:
+        group, _, option = override.partition("=")
+        path = Path(CONF_DIR) / group / f"{option}.yaml"
+        if "." in group or group.startswith(("+", "~")) or not path.is_file() or group not in cfg:
+            continue
+        for key, value in OmegaConf.load(path).items():
+            if key == "defaults" or not isinstance(value, ListConfig) or f"{group}.{key}" in keys:
+                continue
+            chosen, final = OmegaConf.to_container(value), OmegaConf.to_container(cfg[group].get(key))
+            if chosen != final:
+                return (f"{override} sets {group}.{key}, but experiment {cfg.experiment_name} replaces it "
+                        f"with its own ({final}): Hydra replaces lists, it does not merge them; give the "
+                        f"{group}.{key} you want on the command line or in an experiment file")
     return None

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlfp.config.checks import validate
 from dlfp.config.dataset import TRANSFORM_KEYS
-from dlfp.config.overrides import replace_budget
+from dlfp.config.overrides import replace_budget, replaced_list_problem
 from dlfp.config.train import TrainLoopConfig
 from dlfp.errors import DlfpError
 
@@ -57,9 +57,13 @@ class Reads:
 
 def check_run_config(cfg: DictConfig, overrides: list[str], reads: Reads) -> None:
     """Everything about a run's config that needs no data, in order: a budget given on the command
-    line replaces the other, the values' ranges and relations, the task's scope. The runner calls
-    it for every run, and compare for each of its experiments before it runs any."""
+    line replaces the other, no list of an option chosen there is lost to the experiment's, the
+    values' ranges and relations, the task's scope. The runner calls it for every run, and compare
+    for each of its experiments before it runs any."""
     replace_budget(cfg, overrides)
+    replaced = replaced_list_problem(cfg, overrides)
+    if replaced:
+        raise DlfpError(replaced)
     validate(cfg)
     check_scope(cfg, reads)
 
