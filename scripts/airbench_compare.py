@@ -3,7 +3,12 @@ reads and print its test accuracy and seconds per run: the reference ``experimen
 measured against, on a GPU (scripts/gpu_cifar.sh runs both in one call) or on this CPU.
 
     DLFP_DATA=<folder holding CIFAR-10> python3 scripts/airbench_compare.py [--runs 3] \
-        [--variant 94|93] [--epochs E] [--device cuda|cpu] [--threads 2] [--work /tmp/airbench]
+        [--variant 94|93|muon] [--reference airbench94_muon.py] [--epochs E] [--device cuda|cpu] \
+        [--threads 2] [--work /tmp/airbench]
+
+``--variant muon`` runs the current record trainer, airbench94_muon (the control of
+``experiment=cifar_fast_muon``), from the published file given by ``--reference``: the PyPI
+package does not ship it, and nothing of it is part of dlfp. ``--epochs`` does not apply to it.
 
 airbench reads ``cifar10/train.pt`` and ``cifar10/test.pt`` under the working directory (and would
 download CIFAR-10 otherwise); they are written here from dlfp's decoded copy, so both trainers see
@@ -83,10 +88,78 @@ def run_on_cpu(airbench) -> type:
     return CpuCifarLoader
 
 
+def load_muon_reference(path: Path, device: str):
+    """airbench94_muon.py (the published file; not part of dlfp) as a module. On the CPU its
+    CUDA-only calls are replaced: ``torch.load(map_location=cuda)`` loads to the CPU, CUDA events
+    time by the wall clock, the net stays fp32 (``.half()``/``.cuda()`` are no-ops when it is built),
+    the loader's fp16 images become fp32, and ``@torch.compile`` on its Newton-Schulz function is
+    left out (dlfp runs eager on the CPU too)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("airbench94_muon", path)
+    module = importlib.util.module_from_spec(spec)
+    if device == "cpu":
+        compile_, load = torch.compile, torch.load
+        torch.compile = lambda fn=None, **kwargs: fn if fn is not None else (lambda f: f)
+        torch.load = lambda *args, **kwargs: load(*args, **{**kwargs, "map_location": "cpu"})
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            torch.compile = compile_
+        base = module.CifarLoader
+
+        class CpuCifarLoader(base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.images = self.images.float()
+
+        module.CifarLoader = CpuCifarLoader
+        torch.cuda.Event = lambda **kwargs: _WallClockEvent()
+        torch.cuda.synchronize = lambda *args: None
+    else:
+        spec.loader.exec_module(module)
+    return module
+
+
+def run_muon(args: argparse.Namespace) -> None:
+    """airbench94_muon's own ``main`` per run; its own timer (whitening, the 8 epochs and the final
+    flip + translate evaluation, not the per-epoch evaluations) is the seconds reported."""
+    if args.reference is None or not args.reference.is_file():
+        sys.exit("--variant muon needs --reference PATH to airbench94_muon.py "
+                 "(KellerJordan/cifar10-airbench)")
+    module = load_muon_reference(args.reference.resolve(), args.device)
+    export_for_airbench(args.work / "cifar10")
+    os.chdir(args.work)
+    timed = {}
+    show = module.print_training_details
+
+    def record(variables, is_final_entry):
+        timed["seconds"] = variables.get("time_seconds")
+        show(variables, is_final_entry)
+
+    module.print_training_details = record
+    with _module_casts_disabled():
+        model = module.CifarNet()
+    model = model.to("cuda" if args.device == "cuda" else "cpu").to(memory_format=torch.channels_last)
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"the CPU, {args.threads} threads"
+    print(f"airbench94_muon ({args.reference}) on {where}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    accuracies, seconds = [], []
+    for run in range(args.runs):
+        torch.manual_seed(run)
+        accuracies.append(float(module.main(run, model)))
+        seconds.append(timed["seconds"])
+        print(f"airbench94_muon run {run}: test accuracy {accuracies[-1]:.4f}, {seconds[-1]:.1f} s, "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"airbench94_muon on {where}: mean test accuracy {statistics.mean(accuracies):.4f} over "
+          f"{args.runs} runs, median {statistics.median(seconds):.1f} s per run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--variant", default="94", choices=["94", "93"])
+    parser.add_argument("--variant", default="94", choices=["94", "93", "muon"])
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="airbench94_muon.py, for --variant muon (the PyPI package does not ship it)")
     parser.add_argument("--epochs", type=float, default=None, help="airbench's own count when unset")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
@@ -96,13 +169,16 @@ def main() -> None:
         sys.exit("no CUDA GPU here: use --device cpu")
     if not os.environ.get("DLFP_DATA"):
         sys.exit("set DLFP_DATA to the folder that holds CIFAR-10")
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+    if args.variant == "muon":
+        return run_muon(args)
     import airbench
 
     train_fn = getattr(airbench, f"train{args.variant}")
     make_net = getattr(airbench, f"make_net{args.variant}")
     loader_class = airbench.CifarLoader
     if args.device == "cpu":
-        torch.set_num_threads(args.threads)
         loader_class = run_on_cpu(airbench)
 
         def cpu_net():

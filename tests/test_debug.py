@@ -43,7 +43,8 @@ def test_the_runner_replaces_the_budget_before_its_checks(tmp_path: Path) -> Non
 
 # every experiment that trains or fits, with its offline data: the fastest in the default suite
 FAST = ["mnist_nn_torch", "mnist_nn_numpy", "regression", "vae"]
-CIFAR = ["cifar_fast", "cifar_fast_cpu", "cifar_allcnn", "cifar_resnet18", "cifar_resnet34", "cifar_resnet50"]
+CIFAR = ["cifar_fast", "cifar_fast_cpu", "cifar_fast_muon", "cifar_allcnn", "cifar_resnet18",
+         "cifar_resnet34", "cifar_resnet50"]
 SLOW = [("mnist_cnn", []), ("ddpm", []), ("lm", ["corpus=generated"]), ("lm_bench", ["corpus=generated"]),
         ("mnist_svm", []), ("mnist_compare", []), *((name, ["dataset=cifar_synthetic"]) for name in CIFAR)]
 

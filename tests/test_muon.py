@@ -3,6 +3,7 @@ matrix it is in the convolution, and the routing that sends each parameter to on
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from dlfp.config.overrides import replaced_list_problem
 from dlfp.engine.muon import Muon
 from dlfp.engine.optim import build_optimizer
 from dlfp.errors import DlfpError
-from dlfp.models import model_from_schema
+from dlfp.models import model_from_schema, rebuild_model
 
 A, B, C = 3.4445, -4.7750, 2.0315  # the quintic's coefficients (torch's and the Muon reference's)
 
@@ -132,3 +133,33 @@ def test_an_options_list_the_experiment_replaces_is_refused(overrides: list[str]
     assert (problem is not None) == lost
     if lost:
         assert problem.startswith("optimizer=muon sets optimizer.routes, but experiment cifar_fast replaces")
+
+
+def test_cifar_fast_muon_splits_the_parameters_as_airbench94_muon() -> None:
+    """Muon for the filters (lr 0.24, momentum 0.6, 3 iterations, renormalised); Nesterov SGD for
+    the head (0.67 per summed loss of 2,000 = 1,340) and the biases (0.053 x 2,000 = 106), each
+    group decaying 0.004 of its weights per step at the peak."""
+    cfg = compose_config(["experiment=cifar_fast_muon"])
+    model = model_from_schema("fastnet", **{k: cfg.model[k] for k in ("logit_scale", "head_std")})
+    sgd, muon = build_optimizer(cfg.optimizer, model)
+    filters = {id(p) for p in model.parameters() if p.requires_grad and p.ndim == 4}
+    [muon_group] = muon.param_groups
+    assert {id(p) for p in muon_group["params"]} == filters
+    assert (muon_group["lr"], muon_group["momentum"], muon_group["ns_steps"], muon_group["renormalize"],
+            muon_group["weight_decay"]) == (0.24, 0.6, 3, True, 0.0)
+    head, biases = sgd.param_groups
+    assert head["params"] == [model.head.weight] and all(p.ndim == 1 for p in biases["params"])
+    assert head["lr"] * head["weight_decay"] == pytest.approx(0.004, rel=1e-3)
+    assert biases["lr"] == pytest.approx(106, rel=1e-3)
+    assert biases["lr"] * biases["weight_decay"] == pytest.approx(0.004, rel=1e-3)
+    assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.85
+    assert model.head.weight.std().item() == pytest.approx(1.0)  # head_std: rescaled at construction
+
+
+def test_a_checkpoint_from_before_a_model_argument_existed_rebuilds_with_its_default() -> None:
+    """FastNet gained head_std; an older checkpoint's model_config lacks it."""
+    model = model_from_schema("fastnet", widths=[8, 16, 16])
+    old = {k: v for k, v in model.init_config.items() if k != "head_std"}
+    checkpoint = {"model_config": json.dumps(old), "update": {"model": model.state_dict()}}
+    rebuilt = rebuild_model(checkpoint)
+    assert torch.equal(rebuilt.head.weight, model.head.weight)

@@ -71,6 +71,7 @@ class FastNetConfig:
     bn_eps: float = limit(1e-12, gt=0)
     whiten_bias_epochs: int | None = limit(3, ge=0)  # the whitening bias trains this long (null: always)
     image_size: int = limit(32, ge=1)  # height and width of the input images
+    head_std: float | None = limit(None, gt=0)  # null: torch's init; else the head's weights rescaled to it
 
     RULES: ClassVar = (Rule(("image_size", "whiten_kernel", "widths"),
                             lambda size, kernel, widths: size - kernel + 1 >= 2 ** len(widths),

@@ -42,6 +42,17 @@ def rebuild_model(checkpoint: dict[str, Any]) -> nn.Module:
     """The model of a checkpoint written by the driver, with its weights, in eval mode on the CPU."""
     if not checkpoint.get("model_config"):
         raise DlfpError("this checkpoint does not say how to build its model (no model_config)")
-    model = instantiate(json.loads(checkpoint["model_config"]))
+    model = instantiate(_with_schema_defaults(json.loads(checkpoint["model_config"])))
     model.load_state_dict(checkpoint["update"]["model"])
     return model.eval()
+
+
+def _with_schema_defaults(init: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model arguments, completed by its schema's defaults for an argument the
+    model gained after the checkpoint was written (FastNet's head_std)."""
+    from dlfp.config import GROUP_SCHEMAS
+
+    for schema in GROUP_SCHEMAS["model"].values():
+        if getattr(schema, "_target_", None) == init.get("_target_"):
+            return {**OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True), **init}
+    return init

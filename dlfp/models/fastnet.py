@@ -54,7 +54,7 @@ def dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:
 class FastNet(Classifier):
     def __init__(self, in_channels: int, widths: Sequence[int], num_classes: int, whiten_kernel: int,
                  logit_scale: float, bn_momentum: float, bn_eps: float, whiten_bias_epochs: int | None,
-                 image_size: int) -> None:  # defaults: FastNetConfig (dlfp.models.model_from_schema)
+                 image_size: int, head_std: float | None) -> None:  # defaults: FastNetConfig
         super().__init__()
         self.num_classes, self.in_channels, self.image_size = num_classes, in_channels, image_size
         self.whiten_bias_epochs = whiten_bias_epochs
@@ -66,6 +66,9 @@ class FastNet(Classifier):
         self.groups = nn.Sequential(*(ConvGroup(a, b, bn_momentum, bn_eps)
                                       for a, b in zip(widths, widths[1:])))
         self.head = nn.Linear(widths[-1], num_classes, bias=False)
+        if head_std is not None:  # rescaled, not redrawn: the same random draws as without it
+            with torch.no_grad():
+                self.head.weight.mul_(head_std / self.head.weight.std())
         self.logit_scale = float(logit_scale)
         self.act = nn.GELU()
 
