@@ -31,8 +31,7 @@ def model_from_schema(option: str, **arguments: Any) -> nn.Module:
     default is stated once, in the schema. The class is called directly, so its own errors surface."""
     from dlfp.config import GROUP_SCHEMAS
 
-    init = {**OmegaConf.to_container(OmegaConf.structured(GROUP_SCHEMAS["model"][option]),
-                                     enum_to_str=True), **arguments}
+    init = {**_defaults(GROUP_SCHEMAS["model"][option]), **arguments}
     model = get_class(init["_target_"])(**{k: v for k, v in init.items() if k != "_target_"})
     model.init_config = init
     return model
@@ -54,5 +53,10 @@ def _with_schema_defaults(init: dict[str, Any]) -> dict[str, Any]:
 
     for schema in GROUP_SCHEMAS["model"].values():
         if getattr(schema, "_target_", None) == init.get("_target_"):
-            return {**OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True), **init}
+            return {**_defaults(schema), **init}
     return init
+
+
+def _defaults(schema: type) -> dict[str, Any]:
+    """A model schema's defaults as the plain arguments ``init_config`` holds."""
+    return OmegaConf.to_container(OmegaConf.structured(schema), enum_to_str=True)
